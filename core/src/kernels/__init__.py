@@ -1,0 +1,67 @@
+"""Load compute kernels from the Hugging Face Hub, and lock them like packages.
+
+Importing this package is cheap: torch and ``huggingface_hub``'s API are imported only when a function
+that needs them is called. Public names are resolved lazily through :func:`__getattr__`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.18.0"
+
+_EXPORTS: dict[str, str] = {
+    "get_kernel": "kernels.loader",
+    "install_kernel": "kernels.loader",
+    "has_kernel": "kernels.loader",
+    "get_local_kernel": "kernels.loader",
+    "get_kernel_variants": "kernels.loader",
+    "get_loaded_kernels": "kernels.loader",
+    "get_locked_kernel": "kernels.locked",
+    "load_kernel": "kernels.locked",
+    "KernelsError": "kernels.errors",
+    "ConfigError": "kernels.errors",
+    "LockfileError": "kernels.errors",
+    "ResolutionError": "kernels.errors",
+    "NoCompatibleVariantError": "kernels.errors",
+    "IntegrityError": "kernels.errors",
+    "NotInCacheError": "kernels.errors",
+    "HubError": "kernels.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from kernels.errors import (
+        ConfigError,
+        HubError,
+        IntegrityError,
+        KernelsError,
+        LockfileError,
+        NoCompatibleVariantError,
+        NotInCacheError,
+        ResolutionError,
+    )
+    from kernels.loader import (
+        get_kernel,
+        get_kernel_variants,
+        get_loaded_kernels,
+        get_local_kernel,
+        has_kernel,
+        install_kernel,
+    )
+    from kernels.locked import get_locked_kernel, load_kernel
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

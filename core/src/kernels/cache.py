@@ -1,0 +1,157 @@
+"""The on-disk cache: Hugging Face's hub cache layout, plus this library's small bookkeeping.
+
+Files land exactly where ``huggingface_hub`` puts them (``<repo>/blobs/<content id>``,
+``<repo>/snapshots/<commit>/<path>`` as relative symlinks, ``<repo>/refs/<name>``), so its own tools
+see them. Bookkeeping lives in ``<repo>/.kernels/`` which ``huggingface_hub`` ignores:
+``listings/<commit>.json`` (the ``build/`` tree at that commit), ``refs.json`` (branches and tags, for
+resolving versions offline) and ``complete/<commit>/<variant>.json``, written only after every file
+of the variant is in place and verified: a variant without it is never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kernels.fsutil import atomic_write, safe_relpath
+from kernels.hub import REPO_TYPES, Refs, RemoteFile, is_commit_sha, validate_repo_id
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache folder: ``HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("HF_HOME")
+    if home:
+        return Path(home).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class RepoCache:
+    """The cache folder of one repo of one type."""
+
+    def __init__(self, repo_id: str, repo_type: str, root: Path | None = None) -> None:
+        validate_repo_id(repo_id)
+        self.repo_id = repo_id
+        self.repo_type = repo_type
+        self.root = root or hub_cache_dir()
+        self.folder_name = "--".join([f"{repo_type}s", *repo_id.split("/")])
+        self.dir = self.root / self.folder_name
+        self.meta = self.dir / ".kernels"
+
+    def __repr__(self) -> str:
+        return f"RepoCache({self.repo_id!r}, {self.repo_type!r}, {str(self.dir)!r})"
+
+    def exists(self) -> bool:
+        """True when anything of this repo is cached."""
+        return self.dir.is_dir()
+
+    def snapshot(self, commit: str) -> Path:
+        """The snapshot folder of ``commit``."""
+        if not is_commit_sha(commit):
+            raise ValueError(f"not a commit id: {commit!r}")
+        return self.dir / "snapshots" / commit
+
+    def blob(self, digest: str) -> Path:
+        """Where the content with id ``digest`` is stored."""
+        if not all(c in "0123456789abcdef" for c in digest) or len(digest) not in (40, 64):
+            raise ValueError(f"not a content id: {digest!r}")
+        return self.dir / "blobs" / digest
+
+    def read_ref(self, name: str) -> str | None:
+        """The commit a cached ref points at, or ``None``."""
+        try:
+            sha = (self.dir / "refs" / safe_relpath(name, what="a ref name")).read_text().strip()
+        except (OSError, ValueError):
+            return None
+        return sha if is_commit_sha(sha) else None
+
+    def write_ref(self, name: str, commit: str) -> None:
+        """Record that ref ``name`` points at ``commit`` (as ``huggingface_hub`` does)."""
+        path = self.dir / "refs" / safe_relpath(name, what="a ref name")
+        if self.read_ref(name) != commit:
+            atomic_write(path, commit)
+
+    def save_refs(self, refs: Refs) -> None:
+        """Keep the branches and tags for offline version resolution; also write ``refs/<name>``."""
+        atomic_write(self.meta / "refs.json", json.dumps(refs.to_json(), indent=1, sort_keys=True))
+        for name, sha in {**refs.branches, **refs.tags}.items():
+            try:
+                self.write_ref(name, sha)
+            except Exception:
+                continue  # a ref name that is not a safe path is only kept in refs.json
+
+    def load_refs(self) -> Refs | None:
+        """The branches and tags saved by :meth:`save_refs`, or ``None``."""
+        data = _read_json(self.meta / "refs.json")
+        return Refs.from_json(data) if isinstance(data, dict) else None
+
+    def save_listing(self, commit: str, files: list[RemoteFile]) -> None:
+        """Keep the ``build/`` listing of ``commit`` (immutable, so cached for good)."""
+        payload = json.dumps([f.to_json() for f in files], indent=0, sort_keys=True)
+        atomic_write(self.meta / "listings" / f"{self.snapshot(commit).name}.json", payload)
+
+    def load_listing(self, commit: str) -> list[RemoteFile] | None:
+        """The listing saved for ``commit``, or ``None``."""
+        data = _read_json(self.meta / "listings" / f"{self.snapshot(commit).name}.json")
+        if not isinstance(data, list):
+            return None
+        try:
+            return [RemoteFile.from_json(d) for d in data]
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _marker(self, commit: str, variant: str) -> Path:
+        return (
+            self.meta / "complete" / commit / f"{safe_relpath(variant, what='a variant name')}.json"
+        )
+
+    def completion(self, commit: str, variant: str) -> dict[str, Any] | None:
+        """The completion record of a fully downloaded, verified variant, or ``None``."""
+        data = _read_json(self._marker(self.snapshot(commit).name, variant))
+        return data if isinstance(data, dict) else None
+
+    def mark_complete(self, commit: str, variant: str, record: dict[str, Any]) -> None:
+        """Record that every file of ``variant`` at ``commit`` is in place and verified."""
+        atomic_write(
+            self._marker(self.snapshot(commit).name, variant), json.dumps(record, sort_keys=True)
+        )
+
+    def clear_complete(self, commit: str, variant: str) -> None:
+        """Forget a completion record (its files changed)."""
+        try:
+            self._marker(self.snapshot(commit).name, variant).unlink()
+        except FileNotFoundError:
+            pass
+
+    def variant_dir(self, commit: str, variant: str) -> Path:
+        """The variant's folder inside the snapshot of ``commit``."""
+        return self.snapshot(commit) / "build" / safe_relpath(variant, what="a variant name")
+
+    def lock(self, name: str) -> BaseFileLock:
+        """An inter-process lock for ``name`` under ``<cache>/.locks/<repo folder>/``."""
+        from filelock import FileLock
+
+        path = self.root / ".locks" / self.folder_name / f"kernels-{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
+
+
+def cached_repos(repo_id: str) -> list[RepoCache]:
+    """The cache folders that exist for ``repo_id``, kernel repos first."""
+    return [rc for t in REPO_TYPES if (rc := RepoCache(repo_id, t)).exists()]

@@ -1,0 +1,145 @@
+"""The ``kernels`` command line (also installed as ``kernel``).
+
+Each subcommand's work lives in the library; this module only parses arguments, calls it and turns
+:class:`~kernels.errors.KernelsError` into one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kernels import __version__
+from kernels.errors import KernelsError
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from kernels.server import serve_forever
+
+    serve_forever(Path(args.root), host=args.host, port=args.port, latency_ms=args.latency_ms)
+    return 0
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from kernels.project import check_command, lock_command
+
+    if args.check:
+        return check_command(Path(args.dir))
+    return lock_command(Path(args.dir), upgrade=args.upgrade)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from kernels.project import check_command
+
+    return check_command(Path(args.dir))
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from kernels.project import download_command
+
+    return download_command(Path(args.dir), all_variants=args.all_variants)
+
+
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from kernels.inspect import versions_command
+
+    return versions_command(args.repo_id, as_json=args.json)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from kernels.inspect import info_command
+
+    return info_command(args.repo_id, revision=args.revision, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``kernels`` command (the docs' CLI reference uses it)."""
+    parser = argparse.ArgumentParser(
+        prog="kernels",
+        description="Load compute kernels from the Hugging Face Hub and lock them like packages.",
+    )
+    parser.add_argument("--version", action="version", version=f"kernels {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, help: str, func: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add(
+        "serve", "Serve git repositories under ROOT as a Hub-compatible HTTP endpoint.", _cmd_serve
+    )
+    p.add_argument("root", metavar="ROOT", help="folder holding the bare git repositories")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    p.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay every answer by this many milliseconds"
+    )
+
+    p = add("lock", "Resolve [tool.kernels.dependencies] and write DIR/kernels.lock.", _cmd_lock)
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
+    p.add_argument(
+        "--upgrade",
+        nargs="*",
+        metavar="REPO",
+        default=None,
+        help="move locked commits to the newest match (all, or only the named repos)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="only check that kernels.lock is up to date (offline)"
+    )
+
+    p = add(
+        "check",
+        "Exit 1 when DIR/kernels.lock does not match the dependencies (offline).",
+        _cmd_check,
+    )
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
+
+    p = add(
+        "download", "Download the locked kernels of DIR into the cache, verified.", _cmd_download
+    )
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
+    p.add_argument(
+        "--all-variants",
+        action="store_true",
+        help="download every build variant, not only the one this interpreter loads",
+    )
+
+    p = add(
+        "versions", "List the versions (tags and vN branches) a kernel repo offers.", _cmd_versions
+    )
+    p.add_argument("repo_id", metavar="REPO", help="org/name")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = add(
+        "info",
+        "Show a kernel repo's build variants and which one this interpreter loads.",
+        _cmd_info,
+    )
+    p.add_argument("repo_id", metavar="REPO", help="org/name")
+    p.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KernelsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

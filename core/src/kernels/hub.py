@@ -1,0 +1,248 @@
+"""Talking to the Hub through ``huggingface_hub``: refs, commits and tree listings.
+
+The endpoint, token and offline switch are read from the environment at call time (not at import),
+and an ``HfApi`` is made per endpoint, so tests and mirrors can change ``HF_ENDPOINT`` freely. Kernel
+repos are ``repo_type="kernel"``; a repo that only exists as a model repo (the older convention) is
+found with one extra request and remembered for the rest of the process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kernels import __version__
+from kernels.errors import HubError, KernelsError, ResolutionError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+T = TypeVar("T")
+
+REPO_TYPES = ("kernel", "model")
+_REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def endpoint() -> str:
+    """The Hub endpoint: ``HF_ENDPOINT`` or ``https://huggingface.co``, without a trailing slash."""
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or "https://huggingface.co"
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set: no request may be made."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def is_commit_sha(revision: str) -> bool:
+    """True for a full 40-hex git commit id."""
+    return bool(_SHA.match(revision))
+
+
+def validate_repo_id(repo_id: object) -> str:
+    """Return ``repo_id`` if it is ``org/name`` made of safe characters; else raise ``KernelsError``."""
+    if not isinstance(repo_id, str):
+        raise KernelsError(f"repo id must be a string 'org/name', got {type(repo_id).__name__}")
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(_REPO_PART.match(p) and ".." not in p for p in parts):
+        raise KernelsError(
+            f"invalid repo id {repo_id!r}: expected 'org/name' (letters, digits, '-', '_', '.')"
+        )
+    return repo_id
+
+
+_REV_BAD = re.compile(r"(^/|\\|\x00|(^|/)\.\.?(/|$)|//|^$)")
+
+
+def validate_revision(revision: object) -> str:
+    """Return ``revision`` if it is a safe branch, tag or commit name; else raise ``KernelsError``."""
+    if not isinstance(revision, str) or _REV_BAD.search(revision) or len(revision) > 255:
+        raise KernelsError(f"invalid revision {revision!r}: expected a branch, tag or commit id")
+    return revision
+
+
+_apis: dict[str, HfApi] = {}
+_repo_types: dict[tuple[str, str], str] = {}
+_lock = threading.Lock()
+
+
+def api() -> HfApi:
+    """The ``HfApi`` for the current endpoint (one per endpoint, shared by threads)."""
+    ep = endpoint()
+    with _lock:
+        hf = _apis.get(ep)
+        if hf is None:
+            from huggingface_hub import HfApi
+
+            hf = _apis[ep] = HfApi(endpoint=ep, library_name="kernels", library_version=__version__)
+        return hf
+
+
+def known_repo_type(repo_id: str) -> str | None:
+    """The repo type already found for ``repo_id`` on the current endpoint, if any."""
+    return _repo_types.get((endpoint(), repo_id))
+
+
+def _where(repo_id: str, revision: str | None) -> str:
+    at = f" at revision {revision!r}" if revision else ""
+    return f"{repo_id}{at} on {endpoint()}"
+
+
+def translate_error(err: BaseException, repo_id: str, revision: str | None) -> KernelsError:
+    """Turn a ``huggingface_hub``/HTTP exception into a one-line ``KernelsError`` naming repo and URL."""
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(err, KernelsError):
+        return err
+    if isinstance(err, RevisionNotFoundError):
+        return ResolutionError(
+            f"revision {revision!r} not found in kernel repo {repo_id} on {endpoint()}; "
+            f"run `kernels versions {repo_id}` to see what it offers"
+        )
+    if isinstance(err, RepositoryNotFoundError):
+        return ResolutionError(
+            f"kernel repo {repo_id} not found on {endpoint()} (check the name, HF_ENDPOINT and HF_TOKEN)"
+        )
+    if isinstance(err, OfflineModeIsEnabled):
+        return HubError(f"HF_HUB_OFFLINE is set, cannot reach {_where(repo_id, revision)}")
+    url = ""
+    response = getattr(err, "response", None)
+    if response is not None:
+        url = f" ({getattr(response, 'status_code', '?')} from {getattr(response.request, 'url', '')})"
+    if isinstance(err, HfHubHTTPError):
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return HubError(f"Hub request for {_where(repo_id, revision)} failed{url}: {first}")
+    return HubError(f"cannot reach {_where(repo_id, revision)}: {type(err).__name__}: {err}")
+
+
+def call(repo_id: str, revision: str | None, fn: Callable[[str], T]) -> T:
+    """Run ``fn(repo_type)`` for the repo's type, trying kernel then model repos on first contact.
+
+    Errors come back as :class:`~kernels.errors.KernelsError` naming the repo, revision and endpoint.
+    """
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    key = (endpoint(), repo_id)
+    known = _repo_types.get(key)
+    candidates = (known,) if known else REPO_TYPES
+    last: BaseException | None = None
+    for repo_type in candidates:
+        try:
+            result = fn(repo_type)
+        except RepositoryNotFoundError as err:
+            last = err
+            continue
+        except Exception as err:
+            raise translate_error(err, repo_id, revision) from err
+        _repo_types[key] = repo_type
+        return result
+    assert last is not None
+    raise translate_error(last, repo_id, revision) from last
+
+
+@dataclass(frozen=True)
+class Refs:
+    """A repo's branches and tags, each mapped to its commit id."""
+
+    branches: dict[str, str]
+    tags: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (see :meth:`from_json`)."""
+        return {"branches": self.branches, "tags": self.tags}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Refs:
+        """Inverse of :meth:`to_json`."""
+        return cls(dict(data.get("branches", {})), dict(data.get("tags", {})))
+
+
+def list_refs(repo_id: str) -> tuple[Refs, str]:
+    """One request: the repo's branches and tags, and its repo type."""
+
+    def go(repo_type: str) -> tuple[Refs, str]:
+        r = api().list_repo_refs(repo_id, repo_type=repo_type)
+        return (
+            Refs(
+                {b.name: b.target_commit for b in r.branches},
+                {t.name: t.target_commit for t in r.tags},
+            ),
+            repo_type,
+        )
+
+    return call(repo_id, None, go)
+
+
+def commit_of(repo_id: str, revision: str) -> tuple[str, str]:
+    """One request: the commit id that ``revision`` (branch, tag or commit) names, and the repo type."""
+
+    def go(repo_type: str) -> tuple[str, str]:
+        info = api().repo_info(repo_id, revision=revision, repo_type=repo_type)
+        if not info.sha:
+            raise HubError(f"the Hub gave no commit id for {_where(repo_id, revision)}")
+        return info.sha, repo_type
+
+    return call(repo_id, revision, go)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a tree listing."""
+
+    path: str
+    """Path in the repo, ``/``-separated."""
+    size: int
+    blob_id: str
+    """Git blob sha1 (hex)."""
+    lfs_sha256: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """The content id the Hub serves it under (and its ETag): LFS sha256, else the git blob id."""
+        return self.lfs_sha256 or self.blob_id
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (see :meth:`from_json`)."""
+        d: dict[str, Any] = {"path": self.path, "size": self.size, "blob_id": self.blob_id}
+        if self.lfs_sha256:
+            d["lfs_sha256"] = self.lfs_sha256
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RemoteFile:
+        """Inverse of :meth:`to_json`."""
+        return cls(str(d["path"]), int(d["size"]), str(d["blob_id"]), d.get("lfs_sha256"))
+
+
+def list_files(repo_id: str, commit: str, path: str = "build") -> tuple[list[RemoteFile], str]:
+    """One request (more only for very large trees): every file under ``path`` at ``commit``."""
+    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.hf_api import RepoFile
+
+    def go(repo_type: str) -> tuple[list[RemoteFile], str]:
+        try:
+            entries = list(
+                api().list_repo_tree(
+                    repo_id, path, recursive=True, revision=commit, repo_type=repo_type
+                )
+            )
+        except EntryNotFoundError:
+            entries = []
+        files = [
+            RemoteFile(e.path, int(e.size), e.blob_id, e.lfs.sha256 if e.lfs else None)
+            for e in entries
+            if isinstance(e, RepoFile)
+        ]
+        return files, repo_type
+
+    return call(repo_id, commit, go)

@@ -1,0 +1,309 @@
+"""The framework-neutral project workflow: lock, check, download.
+
+This is the API the package-manager adapters call (they stay thin):
+
+- :func:`lock_project` resolves ``[tool.kernels.dependencies]`` and writes ``kernels.lock``;
+- :func:`stale_reasons` says, offline, why a lock no longer matches the dependencies;
+- :func:`download_locked` fills the cache for this interpreter (or all variants), verified;
+- :func:`download_in_interpreter` runs that download in another Python (the project's own).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from kernels.cache import RepoCache
+from kernels.config import Dependency, read_config
+from kernels.errors import KernelsError, LockfileError
+from kernels.fetch import listing_hash, variant_files
+from kernels.lockfile import LOCK_NAME, Lock, LockedKernel, read_lock
+from kernels.resolve import parse_specifier
+
+MAX_PARALLEL = 8
+
+
+def lock_path(project_dir: Path) -> Path:
+    """Where a project's lock lives: ``<project_dir>/kernels.lock``."""
+    return Path(project_dir) / LOCK_NAME
+
+
+def _still_satisfies(dep: Dependency, entry: LockedKernel) -> bool:
+    """True when an existing lock entry is still a valid answer for ``dep`` (no network)."""
+    if not entry.variants:
+        return False  # upstream 0.17 entries carry no hashes: re-lock them
+    if entry.spec == dep.spec_json():
+        return True
+    if isinstance(dep.version, str) and entry.ref and entry.ref.startswith("v"):
+        try:
+            return Version(entry.ref[1:]) in parse_specifier(dep.version, where=dep.repo_id)
+        except InvalidVersion:
+            return False
+    return False
+
+
+def lock_dependency(dep: Dependency) -> LockedKernel:
+    """Resolve one dependency and hash every variant from the tree listing (two requests)."""
+    from kernels.hub import list_files
+    from kernels.loader import variant_names
+    from kernels.resolve import resolve
+
+    resolved = resolve(dep.request())
+    files, repo_type = list_files(dep.repo_id, resolved.commit)
+    rc = RepoCache(dep.repo_id, repo_type)
+    rc.save_listing(resolved.commit, files)
+    variants = {v: listing_hash(variant_files(files, v)) for v in variant_names(files)}
+    if not variants:
+        raise KernelsError(
+            f"{dep.repo_id}@{resolved.commit[:12]} has no build variants under build/"
+        )
+    return LockedKernel(
+        dep.repo_id, resolved.commit, dep.spec_json(), variants, resolved.ref, repo_type
+    )
+
+
+@dataclass
+class LockResult:
+    """What :func:`lock_project` did."""
+
+    lock: Lock
+    path: Path
+    updated: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    written: bool = False
+
+
+def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) -> LockResult:
+    """Resolve the project's kernel dependencies and write ``kernels.lock`` if it changed.
+
+    Entries whose locked commit still satisfies their spec are kept unless ``upgrade`` is ``True``
+    or names them. Resolution runs in parallel; nothing is written when any dependency fails.
+    """
+    config = read_config(project_dir)
+    path = lock_path(project_dir)
+    old = read_lock(path) if path.exists() else None
+    upgrade_all = upgrade is True
+    to_upgrade = set() if isinstance(upgrade, bool) else set(upgrade)
+    unknown = to_upgrade - set(config.dependencies)
+    if unknown:
+        raise KernelsError(
+            f"--upgrade names repos that are not dependencies: {', '.join(sorted(unknown))}"
+        )
+    result = LockResult(lock=Lock({}), path=path)
+    todo: list[Dependency] = []
+    entries: dict[str, LockedKernel] = {}
+    for repo, dep in config.dependencies.items():
+        entry = old.kernels.get(repo) if old else None
+        if entry and not upgrade_all and repo not in to_upgrade and _still_satisfies(dep, entry):
+            entries[repo] = LockedKernel(
+                repo, entry.commit, dep.spec_json(), entry.variants, entry.ref, entry.repo_type
+            )
+            result.kept.append(repo)
+        else:
+            todo.append(dep)
+    errors: list[str] = []
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(todo))) as pool:
+            futures = {dep.repo_id: pool.submit(lock_dependency, dep) for dep in todo}
+            for repo, fut in futures.items():
+                try:
+                    entries[repo] = fut.result()
+                    result.updated.append(repo)
+                except KernelsError as err:
+                    errors.append(f"{repo}: {err}")
+    if errors:
+        raise KernelsError(f"cannot lock {path} (left unchanged):\n  " + "\n  ".join(errors))
+    if old:
+        result.removed = sorted(set(old.kernels) - set(entries))
+    result.lock = Lock(dict(sorted(entries.items())), path)
+    text = result.lock.dumps()
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        result.lock.write(path)
+        result.written = True
+    return result
+
+
+def stale_reasons(project_dir: Path) -> list[str]:
+    """Why ``kernels.lock`` does not match ``[tool.kernels.dependencies]`` (empty: up to date).
+
+    Needs no network. A missing lock is stale when there are dependencies.
+    """
+    config = read_config(project_dir)
+    path = lock_path(project_dir)
+    if not path.exists():
+        return [f"{path} is missing"] if config.dependencies else []
+    lock = read_lock(path)
+    reasons = []
+    for repo, dep in config.dependencies.items():
+        entry = lock.kernels.get(repo)
+        if entry is None:
+            reasons.append(f"{repo} is a dependency but not locked")
+        elif entry.spec != dep.spec_json() or not entry.variants:
+            was = entry.spec or {"format": lock.format}
+            reasons.append(f"{repo} asks for {dep.describe()} but the lock has {was}")
+    for repo in sorted(set(lock.kernels) - set(config.dependencies)):
+        reasons.append(f"{repo} is locked but no longer a dependency")
+    return reasons
+
+
+@dataclass
+class DownloadResult:
+    """What :func:`download_locked` did: variant folders fetched or found, and failures."""
+
+    ok: dict[str, list[Path]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def variants_to_fetch(
+    entry: LockedKernel, *, all_variants: bool, backend: str | None = None
+) -> list[str]:
+    """The locked variants to download: all of them, or the one this interpreter loads."""
+    from kernels.loader import choose_variant
+
+    if all_variants:
+        return sorted(entry.variants)
+    return [choose_variant(entry.repo_id, entry.commit, sorted(entry.variants), backend)]
+
+
+def download_entry(
+    entry: LockedKernel, *, all_variants: bool = False, backend: str | None = None
+) -> list[Path]:
+    """Fetch one locked kernel's variant(s) into the cache, verified against the lock."""
+    from kernels.loader import install
+
+    paths = []
+    for variant in variants_to_fetch(entry, all_variants=all_variants, backend=backend):
+        inst = install(
+            entry.repo_id,
+            revision=entry.commit,
+            variant=variant,
+            expected_hash=entry.variants[variant],
+        )
+        paths.append(inst.path)
+    return paths
+
+
+def download_locked(
+    lock: Lock,
+    *,
+    all_variants: bool = False,
+    backend: str | None = None,
+    progress: Callable[[str, str | None], None] | None = None,
+) -> DownloadResult:
+    """Download every locked kernel in parallel; failures are collected, successes kept.
+
+    ``progress(repo_id, error_or_None)`` is called as each kernel finishes.
+    """
+    result = DownloadResult()
+    if not lock.kernels:
+        return result
+    for entry in lock.kernels.values():
+        if not entry.variants:
+            result.failed[entry.repo_id] = (
+                f"the lock has no variant hashes for {entry.repo_id} (upstream 0.17 format); "
+                "run `kernels lock` to add them"
+            )
+    todo = [e for e in lock.kernels.values() if e.variants]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(todo)))) as pool:
+        futures = {
+            e.repo_id: pool.submit(download_entry, e, all_variants=all_variants, backend=backend)
+            for e in todo
+        }
+        for repo, fut in futures.items():
+            try:
+                result.ok[repo] = fut.result()
+                if progress:
+                    progress(repo, None)
+            except KernelsError as err:
+                result.failed[repo] = str(err)
+                if progress:
+                    progress(repo, str(err))
+    return result
+
+
+def download_in_interpreter(
+    python: str | Path, project_dir: Path, *, all_variants: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``<python> -m kernels download <project_dir>`` (for managers whose own Python lacks torch).
+
+    Returns the completed process; its stdout/stderr hold the summary or the error line.
+    """
+    cmd = [str(python), "-m", "kernels", "download", str(project_dir)]
+    if all_variants:
+        cmd.append("--all-variants")
+    return subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
+
+
+# ---- CLI commands -------------------------------------------------------------------------------
+
+
+def lock_command(project_dir: Path, *, upgrade: list[str] | None) -> int:
+    """``kernels lock``: exit 0 after writing (or confirming) the lock."""
+    up: bool | list[str] = False if upgrade is None else (upgrade or True)
+    result = lock_project(project_dir, upgrade=up)
+    state = "wrote" if result.written else "unchanged"
+    print(
+        f"{state} {result.path}: {len(result.lock.kernels)} kernel(s) "
+        f"({len(result.updated)} resolved, {len(result.kept)} kept, {len(result.removed)} removed)"
+    )
+    return 0
+
+
+def check_command(project_dir: Path) -> int:
+    """``kernels check``: exit 0 when the lock is up to date, 1 naming what changed."""
+    reasons = stale_reasons(project_dir)
+    if reasons:
+        print(f"{lock_path(project_dir)} is out of date:", file=sys.stderr)
+        for r in reasons:
+            print(f"  - {r}", file=sys.stderr)
+        print("run `kernels lock` to update it", file=sys.stderr)
+        return 1
+    print(f"{lock_path(project_dir)} is up to date")
+    return 0
+
+
+def download_command(project_dir: Path, *, all_variants: bool) -> int:
+    """``kernels download``: exit 0 when every locked kernel is in the cache, else 1 naming failures."""
+    lock = read_lock(lock_path(project_dir))
+    total = len(lock.kernels)
+    tty = sys.stderr.isatty()
+    done = [0]
+
+    def progress(repo: str, error: str | None) -> None:
+        done[0] += 1
+        if tty:
+            mark = "failed" if error else "ok"
+            print(f"\r[{done[0]}/{total}] {repo} {mark}\033[K", end="", file=sys.stderr, flush=True)
+
+    result = download_locked(lock, all_variants=all_variants, progress=progress)
+    if tty and total:
+        print(file=sys.stderr)
+    files = sum(len(p) for p in result.ok.values())
+    print(
+        f"downloaded {len(result.ok)}/{total} locked kernel(s) ({files} variant(s)) into the cache"
+    )
+    if result.failed:
+        for repo, err in sorted(result.failed.items()):
+            print(f"error: {repo}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = [
+    "DownloadResult",
+    "LockResult",
+    "LockfileError",
+    "download_in_interpreter",
+    "download_locked",
+    "lock_path",
+    "lock_project",
+    "stale_reasons",
+]

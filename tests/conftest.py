@@ -1,0 +1,74 @@
+"""The test harness: one local Hub per test session, a fresh cache per test.
+
+The server starts in ``pytest_configure`` so that ``HF_ENDPOINT``, ``HF_HOME``, ``NO_PROXY`` and a
+dummy token are in the environment before any test module imports ``huggingface_hub`` (which reads
+them once, at import).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples" / "kernels"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DUMMY_TOKEN = "hf_dummy_test_token_0123456789"
+
+_state: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from kernels.server import HubServer
+
+    workdir = Path(tempfile.mkdtemp(prefix="kernels-tests-"))
+    _state["workdir"] = workdir
+    server = HubServer(workdir / "hub").start()
+    _state["server"] = server
+    os.environ["HF_ENDPOINT"] = server.endpoint
+    os.environ["HF_HOME"] = str(workdir / "hf-home")
+    os.environ["HF_HUB_CACHE"] = str(workdir / "hf-home" / "hub")
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    os.environ["no_proxy"] = "127.0.0.1,localhost"
+    os.environ["HF_TOKEN"] = DUMMY_TOKEN
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    # Builds of example kernels are cached across tests (and across runs when the caller says where).
+    os.environ.setdefault("KERNELS_BUILD_CACHE", str(workdir / "build-cache"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = _state.get("server")
+    if server is not None:
+        server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def hub():  # type: ignore[no-untyped-def]
+    """The session's local Hub server (``kernels.server.HubServer``)."""
+    return _state["server"]
+
+
+@pytest.fixture(scope="session")
+def hf_api(hub):  # type: ignore[no-untyped-def]
+    """An ``HfApi`` talking to the local Hub."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub.endpoint, token=DUMMY_TOKEN)
+
+
+@pytest.fixture(autouse=True)
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Give every test its own Hugging Face cache folder."""
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield cache

@@ -1,0 +1,145 @@
+"""Environments for end-to-end tests: real tools installed once, sample-project venvs sharing torch.
+
+- :func:`tool_venv` installs a tool (pdm, poetry, hatch, uv, ...) into ``.cache/tools/<name>-<hash>``
+  once per set of requirements; :func:`install_local` puts this repo's core/plugins into it.
+- :func:`project_venv` makes a fresh venv whose interpreter sees the one shared torch install
+  (``.cache/torch-site``, through a ``.pth`` file) so no test downloads torch.
+- :func:`local_wheels` builds this repo's core and plugin wheels once per session into one folder,
+  for build environments and installers that resolve from an index: point them at it (find-links)
+  and pin ``kernels==<our version>``, then check that ours ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+TORCH_SITE = CACHE / "torch-site"
+BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
+CORE_VERSION = "0.18.0"
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run a command, capture text output, raise with its output when it fails."""
+    out = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if out.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out  # type: ignore[no-any-return]
+
+
+def _purelib(python: Path) -> Path:
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(run([str(python), "-c", code]).stdout.strip())
+
+
+def share_torch(python: Path) -> None:
+    """Make the shared torch install importable from the venv of ``python``."""
+    assert (TORCH_SITE / "torch").is_dir(), "run scripts/bootstrap.sh first (it installs torch)"
+    (_purelib(python) / "_kernels_torch_site.pth").write_text(str(TORCH_SITE) + "\n")
+
+
+def project_venv(path: Path, *, torch: bool = True) -> Path:
+    """Create a venv at ``path`` (base interpreter of this one); return its python."""
+    run([BASE_PYTHON, "-m", "venv", str(path)])
+    python = path / "bin" / "python"
+    if torch:
+        share_torch(python)
+    return python
+
+
+def tool_venv(name: str, requirements: list[str]) -> Path:
+    """A venv holding ``requirements`` (from the index), made once and reused; returns its bin dir."""
+    key = hashlib.sha256("\n".join([BASE_PYTHON, *requirements]).encode()).hexdigest()[:12]
+    venv = CACHE / "tools" / f"{name}-{key}"
+    (CACHE / "tools").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(venv) + ".lock"):
+        if not (venv / ".complete").exists():
+            run([BASE_PYTHON, "-m", "venv", "--clear", str(venv)])
+            run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *requirements])
+            (venv / ".complete").write_text("ok")
+    return venv / "bin"
+
+
+_session_wheels: dict[str, Path] = {}
+
+
+def local_wheels(dest: Path) -> Path:
+    """Build this repo's core and plugin wheels into ``dest`` (once per session); return ``dest``."""
+    if "dir" in _session_wheels:
+        return _session_wheels["dir"]
+    dest.mkdir(parents=True, exist_ok=True)
+    projects = [
+        ROOT / "core",
+        *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists()),
+    ]
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(dest),
+            *map(str, projects),
+        ]
+    )
+    _session_wheels["dir"] = dest
+    return dest
+
+
+def install_local(bin_dir: Path, wheels: Path, *names: str) -> None:
+    """(Re)install this repo's distributions ``names`` from ``wheels`` into a tool venv, no deps
+    from the index beyond what they declare."""
+    python = bin_dir / "python"
+    run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            *names,
+        ]
+    )
+    # Their dependencies (huggingface_hub, packaging, tomlkit, filelock, the tool itself) from the index.
+    run([str(python), "-m", "pip", "install", "-q", "--find-links", str(wheels), *names])
+
+
+def env_without_venv() -> dict[str, str]:
+    """os.environ minus VIRTUAL_ENV and with this venv's bin dropped from PATH (tools pick their own)."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return env
+
+
+__all__ = [
+    "BASE_PYTHON",
+    "CORE_VERSION",
+    "ROOT",
+    "TORCH_SITE",
+    "env_without_venv",
+    "install_local",
+    "local_wheels",
+    "project_venv",
+    "run",
+    "share_torch",
+    "sysconfig",
+    "tool_venv",
+]

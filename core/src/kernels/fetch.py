@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from kernels import __version__
+from kernels import http
 from kernels.cache import RepoCache
 from kernels.errors import HubError, IntegrityError, KernelsError
 from kernels.fsutil import safe_relpath, temp_file_in
@@ -24,7 +24,6 @@ from kernels.hashing import content_id, variant_hash
 from kernels.hub import RemoteFile, endpoint
 
 MAX_WORKERS = 8
-ATTEMPTS = 5
 _CHUNK = 1 << 20
 
 
@@ -59,56 +58,36 @@ def listing_hash(files: dict[str, RemoteFile]) -> str:
     return variant_hash((rel, f.digest) for rel, f in files.items())
 
 
-def _headers(user_agent: str | dict[str, str] | None) -> dict[str, str]:
-    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
-
-    return build_hf_headers(
-        library_name="kernels", library_version=__version__, user_agent=user_agent
-    )
-
-
-def _retry_wait(attempt: int, retry_after: str | None) -> float:
-    if retry_after:
-        try:
-            wait = float(retry_after)
-            return wait if wait < 30.0 else 30.0
-        except ValueError:
-            pass
-    return float(min(0.5 * 2**attempt, 8.0))
-
-
 def _download_one(
     rc: RepoCache, commit: str, f: RemoteFile, user_agent: str | dict[str, str] | None
 ) -> None:
-    """Put one verified blob in place (no-op when a verified blob is already there)."""
-    from huggingface_hub import get_session
+    """Put one verified blob in place (no-op when a verified blob is already there).
 
+    A dropped connection resumes with a Range request from the bytes already received; 429 and
+    5xx answers are retried with bounded backoff (``Retry-After`` honoured).
+    """
     blob = rc.blob(f.digest)
     if blob.is_file() and blob.stat().st_size == f.size:
         return
     prefix = "" if rc.repo_type == "model" else f"{rc.repo_type}s/"
     url = f"{endpoint()}/{prefix}{rc.repo_id}/resolve/{commit}/{quote(f.path)}"
-    headers = _headers(user_agent)
-    session = get_session()
+    where = f"{f.path} from {rc.repo_id}@{commit}"
+    tries = http.attempts()
+    transport = http.transport_errors()
     last_error = "no attempt made"
     with temp_file_in(blob.parent, f.digest) as tmp:
         have = 0
-        for attempt in range(ATTEMPTS):
-            req_headers = dict(headers)
-            if have:
-                req_headers["Range"] = f"bytes={have}-"
+        for attempt in range(tries):
+            extra = {"Range": f"bytes={have}-"} if have else {}
             try:
-                with session.stream(
-                    "GET", url, headers=req_headers, follow_redirects=True, timeout=60.0
-                ) as r:
-                    if r.status_code in (429, 500, 502, 503, 504):
+                with http.stream(url, extra_headers=extra, user_agent=user_agent) as r:
+                    if r.status_code in http.RETRY_STATUSES:
                         last_error = f"HTTP {r.status_code}"
-                        time.sleep(_retry_wait(attempt, r.headers.get("Retry-After")))
+                        time.sleep(http.retry_wait(attempt, r.headers.get("Retry-After")))
                         continue
                     if r.status_code >= 400:
                         raise HubError(
-                            f"download of {f.path} from {rc.repo_id}@{commit} failed: "
-                            f"HTTP {r.status_code} from {url}"
+                            f"download of {where} failed: HTTP {r.status_code} from {url}"
                         )
                     if have and r.status_code != 206:
                         have = 0  # the server ignored the Range header: start over
@@ -119,15 +98,12 @@ def _download_one(
                             have += len(chunk)
                             if have > f.size:
                                 raise IntegrityError(
-                                    f"{f.path} from {rc.repo_id}@{commit} is larger than its "
-                                    f"listed size {f.size} ({url})"
+                                    f"{where} is larger than its listed size {f.size}; refusing it ({url})"
                                 )
                             out.write(chunk)
-            except KernelsError:
-                raise
-            except Exception as err:  # network errors: resume from what we have
+            except transport as err:  # dropped or refused: resume from what we have
                 last_error = f"{type(err).__name__}: {err}"
-                time.sleep(_retry_wait(attempt, None))
+                time.sleep(http.retry_wait(attempt))
                 continue
             if have < f.size:
                 last_error = f"connection closed after {have} of {f.size} bytes"
@@ -135,14 +111,13 @@ def _download_one(
             break
         else:
             raise HubError(
-                f"download of {f.path} from {rc.repo_id}@{commit} failed after "
-                f"{ATTEMPTS} attempts ({last_error}): {url}"
+                f"download of {where} failed after {tries} attempts ({last_error}): {url}"
             )
         actual = content_id(tmp, f.digest)
         if actual != f.digest:
             raise IntegrityError(
-                f"{f.path} from {rc.repo_id}@{commit} does not match its listed content id "
-                f"({actual} != {f.digest}); refusing it ({url})"
+                f"{where} does not match its listed content id ({actual} != {f.digest}); "
+                f"refusing it ({url})"
             )
         os.replace(tmp, blob)
 

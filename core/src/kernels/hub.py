@@ -1,7 +1,7 @@
 """Talking to the Hub through ``huggingface_hub``: refs, commits and tree listings.
 
 The endpoint, token and offline switch are read from the environment at call time (not at import),
-and an ``HfApi`` is made per endpoint, so tests and mirrors can change ``HF_ENDPOINT`` freely. Kernel
+so tests and mirrors can change ``HF_ENDPOINT`` freely; requests go through :mod:`kernels.http`. Kernel
 repos are ``repo_type="kernel"``; a repo that only exists as a model repo (the older convention) is
 found with one extra request and remembered for the rest of the process.
 """
@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+from urllib.parse import quote
 
-from kernels import __version__
+from kernels import http
 from kernels.errors import HubError, KernelsError, ResolutionError
-
-if TYPE_CHECKING:
-    from huggingface_hub import HfApi
 
 T = TypeVar("T")
 
 REPO_TYPES = ("kernel", "model")
+"""Repo types a kernel may live in, in lookup order."""
 _REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -66,21 +64,13 @@ def validate_revision(revision: object) -> str:
     return revision
 
 
-_apis: dict[str, HfApi] = {}
 _repo_types: dict[tuple[str, str], str] = {}
-_lock = threading.Lock()
 
 
-def api() -> HfApi:
-    """The ``HfApi`` for the current endpoint (one per endpoint, shared by threads)."""
-    ep = endpoint()
-    with _lock:
-        hf = _apis.get(ep)
-        if hf is None:
-            from huggingface_hub import HfApi
-
-            hf = _apis[ep] = HfApi(endpoint=ep, library_name="kernels", library_version=__version__)
-        return hf
+def api_url(repo_type: str, repo_id: str, *parts: str) -> str:
+    """``<endpoint>/api/<type>s/<repo_id>/<parts...>``; each part is quoted whole (``/`` too)."""
+    tail = "".join("/" + quote(p, safe="") for p in parts)
+    return f"{endpoint()}/api/{repo_type}s/{repo_id}{tail}"
 
 
 def known_repo_type(repo_id: str) -> str | None:
@@ -122,7 +112,11 @@ def translate_error(err: BaseException, repo_id: str, revision: str | None) -> K
     if isinstance(err, HfHubHTTPError):
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         return HubError(f"Hub request for {_where(repo_id, revision)} failed{url}: {first}")
-    return HubError(f"cannot reach {_where(repo_id, revision)}: {type(err).__name__}: {err}")
+    if isinstance(err, (ValueError, KeyError, TypeError)):
+        return HubError(f"invalid answer from the Hub for {_where(repo_id, revision)}: {err}")
+    request = getattr(err, "request", None)
+    at = f" ({request.url})" if request is not None and hasattr(request, "url") else ""
+    return HubError(f"cannot reach {_where(repo_id, revision)}{at}: {type(err).__name__}: {err}")
 
 
 def call(repo_id: str, revision: str | None, fn: Callable[[str], T]) -> T:
@@ -150,6 +144,12 @@ def call(repo_id: str, revision: str | None, fn: Callable[[str], T]) -> T:
     raise translate_error(last, repo_id, revision) from last
 
 
+def _sha(value: object, repo_id: str) -> str:
+    if not isinstance(value, str) or not is_commit_sha(value):
+        raise HubError(f"the Hub answered an invalid commit id {value!r} for {repo_id}")
+    return value
+
+
 @dataclass(frozen=True)
 class Refs:
     """A repo's branches and tags, each mapped to its commit id."""
@@ -171,14 +171,12 @@ def list_refs(repo_id: str) -> tuple[Refs, str]:
     """One request: the repo's branches and tags, and its repo type."""
 
     def go(repo_type: str) -> tuple[Refs, str]:
-        r = api().list_repo_refs(repo_id, repo_type=repo_type)
-        return (
-            Refs(
-                {b.name: b.target_commit for b in r.branches},
-                {t.name: t.target_commit for t in r.tags},
-            ),
-            repo_type,
+        data = http.get(api_url(repo_type, repo_id, "refs")).json()
+        refs = Refs(
+            {b["name"]: _sha(b["targetCommit"], repo_id) for b in data.get("branches", [])},
+            {t["name"]: _sha(t["targetCommit"], repo_id) for t in data.get("tags", [])},
         )
+        return refs, repo_type
 
     return call(repo_id, None, go)
 
@@ -187,10 +185,8 @@ def commit_of(repo_id: str, revision: str) -> tuple[str, str]:
     """One request: the commit id that ``revision`` (branch, tag or commit) names, and the repo type."""
 
     def go(repo_type: str) -> tuple[str, str]:
-        info = api().repo_info(repo_id, revision=revision, repo_type=repo_type)
-        if not info.sha:
-            raise HubError(f"the Hub gave no commit id for {_where(repo_id, revision)}")
-        return info.sha, repo_type
+        data = http.get(api_url(repo_type, repo_id, "revision", revision)).json()
+        return _sha(data.get("sha"), repo_id), repo_type
 
     return call(repo_id, revision, go)
 
@@ -225,24 +221,28 @@ class RemoteFile:
 
 
 def list_files(repo_id: str, commit: str, path: str = "build") -> tuple[list[RemoteFile], str]:
-    """One request (more only for very large trees): every file under ``path`` at ``commit``."""
+    """One request (more only for paginated, very large trees): every file under ``path`` at
+    ``commit``. A missing ``path`` is an empty listing."""
     from huggingface_hub.errors import EntryNotFoundError
-    from huggingface_hub.hf_api import RepoFile
 
     def go(repo_type: str) -> tuple[list[RemoteFile], str]:
-        try:
-            entries = list(
-                api().list_repo_tree(
-                    repo_id, path, recursive=True, revision=commit, repo_type=repo_type
+        url: str | None = api_url(repo_type, repo_id, "tree", commit) + "/" + quote(path)
+        params: dict[str, str] | None = {"recursive": "true", "expand": "false"}
+        files: list[RemoteFile] = []
+        while url:
+            try:
+                r = http.get(url, params=params)
+            except EntryNotFoundError:
+                return [], repo_type
+            for e in r.json():
+                if e.get("type") != "file":
+                    continue
+                lfs = e.get("lfs") or {}
+                files.append(
+                    RemoteFile(str(e["path"]), int(e["size"]), str(e["oid"]), lfs.get("oid"))
                 )
-            )
-        except EntryNotFoundError:
-            entries = []
-        files = [
-            RemoteFile(e.path, int(e.size), e.blob_id, e.lfs.sha256 if e.lfs else None)
-            for e in entries
-            if isinstance(e, RepoFile)
-        ]
+            url = r.links.get("next", {}).get("url")
+            params = None  # the next link carries them
         return files, repo_type
 
     return call(repo_id, commit, go)

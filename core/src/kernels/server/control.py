@@ -1,0 +1,106 @@
+"""Run-time controls of a server: simulated latency, request accounting and fault injection."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+#: Records kept by the request log (the oldest are dropped beyond that).
+MAX_LOG_RECORDS = 1_000_000
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One answered request."""
+
+    method: str
+    path: str  # unquoted URL path, query string included
+    status: int
+    bytes_sent: int  # body bytes sent (0 for HEAD; fewer than announced when truncated)
+
+
+class RequestLog:
+    """Thread-safe, bounded list of :class:`RequestRecord`."""
+
+    def __init__(self, maxlen: int = MAX_LOG_RECORDS) -> None:
+        self._records: deque[RequestRecord] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+@dataclass
+class Fault:
+    """A fault rule; see :meth:`kernels.server.HubServer.add_fault`."""
+
+    path_regex: re.Pattern[str]
+    method: str | None = None
+    remaining: int | None = 1
+    status: int | None = None
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    truncate_at: int | None = None
+    corrupt: bool = False
+
+    def matches(self, method: str, paths: tuple[str, ...]) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return any(self.path_regex.search(p) for p in paths)
+
+
+class FaultSet:
+    """Fault rules, consulted in the order they were added; a request triggers at most one."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> None:
+        if fault.remaining is not None and fault.remaining < 1:
+            raise ValueError("times must be None or at least 1")
+        if fault.truncate_at is not None and fault.truncate_at < 0:
+            raise ValueError("truncate_at must be >= 0")
+        if fault.delay_s < 0:
+            raise ValueError("delay_s must be >= 0")
+        if fault.status is not None and not 100 <= fault.status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str, paths: tuple[str, ...]) -> Fault | None:
+        """The first rule matching the request, consuming one of its uses."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, paths):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+
+class ServerControls:
+    """The settings a running server reads on every request."""
+
+    def __init__(self, latency_ms: float = 0.0) -> None:
+        self.latency_ms = float(latency_ms)
+        self.page_size = 1000
+        self.log = RequestLog()
+        self.faults = FaultSet()

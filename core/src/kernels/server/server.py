@@ -1,0 +1,193 @@
+"""The server object (:class:`HubServer`) and the blocking entry point of ``kernels serve``."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from kernels.server.control import Fault, RequestRecord, ServerControls
+from kernels.server.gitstore import GitStore
+from kernels.server.handler import HubHTTPServer
+from kernels.server.routes import HubApp
+
+
+class HubServer:
+    """A Hub-compatible HTTP server over bare git repositories under ``root``.
+
+    ``start()`` serves in a daemon thread; ``endpoint`` is the URL to give ``huggingface_hub``.
+    ``latency_ms`` (settable while running) delays every answer. ``requests()`` returns the log
+    of answered requests; ``add_fault()`` injects failures for reliability tests.
+    """
+
+    def __init__(
+        self, root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+    ) -> None:
+        self.root = Path(root)
+        self.host = host
+        self.port = port
+        self._controls = ServerControls(latency_ms)
+        self._store: GitStore | None = None
+        self._httpd: HubHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- life cycle
+
+    def start(self) -> HubServer:
+        """Bind and serve in a daemon thread; return ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError("HubServer already started")
+        store = GitStore(self.root)
+        app = HubApp(store, page_size=lambda: self._controls.page_size)
+        try:
+            httpd = HubHTTPServer((self.host, self.port), app, self._controls)
+        except BaseException:
+            store.close()
+            raise
+        self._store, self._httpd = store, httpd
+        self.port = int(httpd.server_address[1])
+        httpd.endpoint = self.endpoint
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"kernels-hub-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections and end the git processes."""
+        httpd, thread, store = self._httpd, self._thread, self._store
+        self._httpd = self._thread = self._store = None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.close_connections()
+            httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> HubServer:
+        return self.start() if self._httpd is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        """``http://HOST:PORT`` (a wildcard bind address is shown as loopback)."""
+        if self._httpd is None:
+            raise RuntimeError("HubServer not started")
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    # ---------------------------------------------------------------- settings
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds every answer is delayed by (requests overlap: it is not a throttle)."""
+        return self._controls.latency_ms
+
+    @latency_ms.setter
+    def latency_ms(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("latency_ms must be >= 0")
+        self._controls.latency_ms = float(value)
+
+    @property
+    def tree_page_size(self) -> int:
+        """Entries per page of tree and commit listings (the Hub uses 1000)."""
+        return self._controls.page_size
+
+    @tree_page_size.setter
+    def tree_page_size(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("tree_page_size must be >= 1")
+        self._controls.page_size = int(value)
+
+    # ---------------------------------------------------------------- accounting
+
+    def requests(self) -> list[RequestRecord]:
+        """A copy of the request log, oldest first."""
+        return self._controls.log.snapshot()
+
+    def reset_requests(self) -> None:
+        self._controls.log.clear()
+
+    # ---------------------------------------------------------------- faults
+
+    def add_fault(
+        self,
+        *,
+        path_regex: str,
+        method: str | None = None,
+        times: int | None = 1,
+        status: int | None = None,
+        retry_after: float | None = None,
+        delay_s: float = 0.0,
+        truncate_at: int | None = None,
+        corrupt: bool = False,
+    ) -> None:
+        """Make the next ``times`` matching requests (``None``: all) misbehave.
+
+        A rule matches when ``method`` (``None``: any) equals the request method and
+        ``re.search(path_regex, ...)`` finds the unquoted URL path, without or with its query
+        string. Effects: sleep ``delay_s`` first; then answer ``status`` (with ``Retry-After:
+        retry_after`` when given) without touching the repos, or else answer normally but send
+        only ``truncate_at`` body bytes and close the connection (``Content-Length`` still
+        announces the full size), and/or flip bytes of the body (``corrupt``). A request triggers
+        at most one rule: the first one added that matches.
+        """
+        self._controls.faults.add(
+            Fault(
+                path_regex=re.compile(path_regex),
+                method=method.upper() if method is not None else None,
+                remaining=times,
+                status=status,
+                retry_after=retry_after,
+                delay_s=delay_s,
+                truncate_at=truncate_at,
+                corrupt=corrupt,
+            )
+        )
+
+    def clear_faults(self) -> None:
+        self._controls.faults.clear()
+
+
+def serve_forever(
+    root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+) -> None:
+    """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[signal.Signals, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread: the caller handles signals
+            pass
+    try:
+        with HubServer(root, host=host, port=port, latency_ms=latency_ms) as hub:
+            sys.stdout.write(hub.endpoint + "\n")
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]

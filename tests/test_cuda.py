@@ -1,0 +1,21 @@
+"""The seed example on a real GPU (examples/cuda_e2e.py); skipped on machines without CUDA."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from kernelhub import ROOT
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_cuda_end_to_end() -> None:
+    """CUDA build, publish, basic.py, all ops and dtypes, locked offline load, timings."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cuda_e2e.py")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed" in out.stdout

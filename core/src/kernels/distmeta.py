@@ -82,6 +82,12 @@ def lock_for_caller(caller: Caller) -> FoundLock | None:
         if text is None or not _owns(dist, top, caller.file):
             continue
         name = dist.metadata["Name"] or "?"
+        # An editable install runs the source tree: its kernels.lock is the live one, while the copy
+        # in the dist-info is only as fresh as the last install.
+        root = _editable_root(dist)
+        if root is not None and (root / LOCK_NAME).is_file():
+            live = root / LOCK_NAME
+            return FoundLock(live.read_text(encoding="utf-8"), str(live))
         return FoundLock(text, f"{LOCK_NAME} of the installed distribution {name}")
     if caller.file is not None:
         for parent in caller.file.parents:

@@ -1,0 +1,428 @@
+"""The PDM adapter (plugins/pdm, ``pdm-kernels``) end to end, with the real ``pdm`` and the local Hub.
+
+PDM is installed once (``tool_venv``) and gets this repo's core and plugin from local wheels. The
+sample project is ``examples/projects/pdm`` copied to a temporary folder: its kernel repo id points at
+a kernel published on the session's Hub, its ``kernels`` dependency and the ``pdm-kernels`` of its
+build environment come from the same local wheels (a find-links source) and its venv sees the shared
+torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import kernelhub
+import pytest
+from envs import (
+    CORE_VERSION,
+    ROOT,
+    env_without_venv,
+    install_local,
+    project_venv,
+    run,
+    tool_venv,
+)
+from kernels.server import HubServer
+
+pytestmark = pytest.mark.slow
+
+PDM_VERSION = "2.29.4"
+# pdm 2.29.4 allows hishel>=1.4 but breaks with hishel 2.0 (no SyncSqliteStorage): pin its own pick.
+PDM_REQUIREMENTS = [f"pdm=={PDM_VERSION}", "hishel[httpx2]==1.4.0"]
+EXAMPLE = ROOT / "examples" / "projects" / "pdm"
+EXAMPLE_REPO = "kernels-community/activation"
+PACKAGE = "pdm_kernels_example"
+DIST_INFO = "pdm_kernels_example-0.1.0.dist-info"
+
+Pdm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheels of this repo's core and of pdm-kernels (only these two: no other plugin is needed)."""
+    dest = tmp_path_factory.mktemp("wheels")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(dest),
+            str(ROOT / "core"),
+            str(ROOT / "plugins" / "pdm"),
+        ]
+    )
+    return dest
+
+
+@pytest.fixture(scope="module")
+def pdm_bin(wheels: Path) -> Path:
+    """The bin folder of a venv with pdm and this repo's kernels + pdm-kernels (a global plugin)."""
+    bin_dir = tool_venv("pdm", PDM_REQUIREMENTS)
+    install_local(bin_dir, wheels, "kernels", "pdm-kernels")
+    version = run([str(bin_dir / "pdm"), "--version"]).stdout
+    assert PDM_VERSION in version, version
+    return bin_dir
+
+
+@pytest.fixture
+def pdm(pdm_bin: Path, tmp_path: Path) -> Iterator[Pdm]:
+    """``pdm(*args, cwd=..., check=True, env={...})``: run pdm, return the completed process."""
+    config = tmp_path / "pdm-config.toml"
+
+    def call(
+        *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = env_without_venv()  # read now: HF_HUB_CACHE is per test
+        full_env.update(
+            PDM_CONFIG_FILE=str(config),
+            PDM_CHECK_UPDATE="false",
+            PDM_IGNORE_ACTIVE_VENV="1",
+            PDM_NON_INTERACTIVE="1",
+            NO_COLOR="1",
+            COLUMNS="300",
+        )
+        full_env.update(env or {})
+        out = subprocess.run(
+            [str(pdm_bin / "pdm"), *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(
+                f"pdm {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+            )
+        return out
+
+    yield call
+
+
+def sample_project(dest: Path, wheels: Path, repo: str) -> Path:
+    """The example project at ``dest``, depending on ``repo`` and on this repo's local wheels."""
+    shutil.copytree(
+        EXAMPLE,
+        dest,
+        ignore=shutil.ignore_patterns(
+            ".venv", "pdm.lock", "kernels.lock", ".pdm-python", "__pycache__", "dist"
+        ),
+    )
+    pyproject = dest / "pyproject.toml"
+    text = pyproject.read_text()
+    assert EXAMPLE_REPO in text and '"kernels>=0.18"' in text
+    text = text.replace(EXAMPLE_REPO, repo).replace('"kernels>=0.18"', f'"kernels=={CORE_VERSION}"')
+    # Ours, not PyPI's `kernels` 0.17.2, for the project and for its build environment (pdm-kernels).
+    text += f'\n[[tool.pdm.source]]\nname = "local-wheels"\nurl = "{wheels.as_uri()}"\ntype = "find_links"\n'
+    pyproject.write_text(text)
+    init = dest / "src" / PACKAGE / "__init__.py"
+    init.write_text(init.read_text().replace(EXAMPLE_REPO, repo))
+    return dest
+
+
+def use_venv(pdm: Pdm, project: Path, *, torch: bool = True) -> Path:
+    """Give the project a venv (seeing the shared torch) and point pdm at it."""
+    python = project_venv(project / ".venv", torch=torch)
+    pdm("use", "-f", str(python), cwd=project)
+    return python
+
+
+def lock_entry(project: Path, repo: str) -> dict[str, object]:
+    entry: dict[str, object] = json.loads((project / "kernels.lock").read_text())["kernels"][repo]
+    return entry
+
+
+def installed_dist_info(python: Path) -> Path:
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(run([str(python), "-c", code]).stdout.strip())
+    return site / DIST_INFO
+
+
+def load_offline(pdm: Pdm, project: Path) -> str:
+    """Import the sample package in its env with HF_HUB_OFFLINE=1; return its kernel's version.
+
+    The source tree's kernels.lock is moved away meanwhile, so the lock can only come from the
+    installed package's metadata.
+    """
+    code = (
+        "import kernels, torch; "
+        f"assert kernels.__version__ == {CORE_VERSION!r}, kernels.__file__; "
+        f"import {PACKAGE} as m; "
+        "x = torch.randn(4, 8); w = torch.ones(8); "
+        "torch.testing.assert_close(m.kernel.rms_norm(x, w, 1e-6), "
+        "x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)); "
+        "print('kernel-version', m.kernel.__version__)"
+    )
+    lock = project / "kernels.lock"
+    aside = project / "kernels.lock.aside"
+    lock.rename(aside)
+    try:
+        out = pdm("run", "python", "-c", code, cwd=project, env={"HF_HUB_OFFLINE": "1"})
+    finally:
+        aside.rename(lock)
+    match = re.search(r"kernel-version (\S+)", out.stdout)
+    assert match, out.stdout + out.stderr
+    return match.group(1)
+
+
+def test_add_lock_install_load_relock(
+    pdm: Pdm, hub: HubServer, wheels: Path, tmp_path: Path
+) -> None:
+    """`pdm kernels add`, `pdm lock`, `pdm install`, then the package loads its kernel offline from
+    the lock embedded by the pdm-backend hook; a new spec is re-locked by `pdm lock`, downloaded by
+    `pdm install` and not by `pdm install --dry-run`."""
+    repo = kernelhub.unique_repo("pdm")
+    v1 = kernelhub.publish(
+        hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"]
+    )
+    project = sample_project(tmp_path / "proj", wheels, repo)
+    pyproject = project / "pyproject.toml"
+    declared = pyproject.read_text()
+    line = f'"{repo}" = 1\n'
+    assert line in declared
+    pyproject.write_text(declared.replace(line, ""))
+    python = use_venv(pdm, project)
+
+    # `pdm kernels add` writes the same line the example has, keeping every comment, and locks it.
+    out = pdm("kernels", "add", f"{repo}@1", cwd=project)
+    assert pyproject.read_text() == declared, pyproject.read_text()
+    entry = lock_entry(project, repo)
+    assert entry["commit"] == v1 and entry["ref"] == "v1", entry
+    assert "kernels.lock updated" in out.stdout, out.stdout
+
+    # `pdm lock` writes pdm.lock; kernels.lock is fresh, so it stays as it is.
+    lock_text = (project / "kernels.lock").read_text()
+    pdm("lock", cwd=project)
+    assert (project / "pdm.lock").is_file()
+    assert (project / "kernels.lock").read_text() == lock_text
+
+    # `pdm install` installs the project (the build hook embeds kernels.lock) and downloads.
+    hub.reset_requests()
+    out = pdm("install", cwd=project)
+    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout + out.stderr
+    assert hub.requests(), "pdm install downloaded nothing"
+    dist_info = installed_dist_info(python)
+    assert (dist_info / "kernels.lock").read_text() == lock_text, "the build hook did not run"
+    assert PACKAGE in (dist_info / "top_level.txt").read_text().split()
+    assert load_offline(pdm, project) == "0.1.0"
+
+    # Editing the spec: `pdm lock` re-locks that kernel.
+    v2 = kernelhub.publish(
+        hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.2.0")], branch="v2", tags=["v0.2.0"]
+    )
+    pyproject.write_text(declared.replace(line, f'"{repo}" = 2\n'))
+    out = pdm("lock", cwd=project)
+    assert "kernels.lock updated" in out.stdout, out.stdout + out.stderr
+    entry = lock_entry(project, repo)
+    assert entry["commit"] == v2 and entry["ref"] == "v2" and entry["spec"] == {"version": 2}
+    new_lock = (project / "kernels.lock").read_text()
+
+    # --dry-run: no request at all, nothing installed or written.
+    hub.reset_requests()
+    out = pdm("install", "--dry-run", cwd=project)
+    assert hub.requests() == [], [r.path for r in hub.requests()]
+    assert "kernels:" not in out.stdout
+    assert (dist_info / "kernels.lock").read_text() == lock_text
+
+    # --skip post_install: no download either.
+    out = pdm("install", "--skip", "post_install", cwd=project)
+    assert hub.requests() == [], [r.path for r in hub.requests()]
+    assert (dist_info / "kernels.lock").read_text() == new_lock
+
+    out = pdm("install", cwd=project)
+    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout + out.stderr
+    assert hub.requests()
+    assert (dist_info / "kernels.lock").read_text() == new_lock
+    assert load_offline(pdm, project) == "0.2.0"
+
+    # `pdm build`: the sdist carries kernels.lock and the wheel built from it embeds it.
+    pdm("build", "-d", str(tmp_path / "dist"), cwd=project)
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = tf.getnames()
+        assert "pdm_kernels_example-0.1.0/kernels.lock" in names, names
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read(f"{DIST_INFO}/kernels.lock").decode() == new_lock
+        assert f"{DIST_INFO}/kernels.lock" in zf.read(f"{DIST_INFO}/RECORD").decode()
+
+
+def test_install_refreshes_stale_lock_and_errors_are_one_line(
+    pdm: Pdm, hub: HubServer, wheels: Path, tmp_path: Path
+) -> None:
+    """`pdm install` re-locks a stale kernels.lock before installing (`--check` refuses it); core errors
+    come out as one `[KernelsError]` line with exit status 1 and leave pyproject.toml unchanged."""
+    repo = kernelhub.unique_repo("pdm")
+    v1 = kernelhub.publish(
+        hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"]
+    )
+    project = sample_project(tmp_path / "proj", wheels, repo)
+    pyproject = project / "pyproject.toml"
+    python = use_venv(pdm, project)
+
+    def one_line_error(out: subprocess.CompletedProcess[str], *needles: str) -> str:
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("[KernelsError]")]
+        assert len(errors) == 1, out.stderr
+        for needle in needles:
+            assert needle in errors[0], errors[0]
+        return errors[0]
+
+    out = pdm("kernels", "check", cwd=project, check=False)
+    one_line_error(out, "kernels.lock", "is missing", "pdm kernels lock")
+
+    # pdm.lock without kernels.lock: `install --check` refuses, `install` locks before installing.
+    pdm("lock", "--skip", "post_lock", cwd=project)
+    assert not (project / "kernels.lock").exists()
+    out = pdm("install", "--check", cwd=project, check=False)
+    one_line_error(out, "kernels.lock", "is missing", "pdm lock")
+    out = pdm("install", cwd=project)
+    assert "kernels.lock is out of date" in out.stderr, out.stdout + out.stderr
+    assert "kernels.lock updated" in out.stdout, out.stdout + out.stderr
+    assert lock_entry(project, repo)["commit"] == v1
+    dist_info = installed_dist_info(python)
+    assert (dist_info / "kernels.lock").read_text() == (project / "kernels.lock").read_text()
+    pdm("kernels", "check", cwd=project)
+
+    # A kernel that does not exist: nothing is added, one line says why.
+    before = pyproject.read_text()
+    missing = kernelhub.unique_repo("missing")
+    out = pdm("kernels", "add", f"{missing}@1", cwd=project, check=False)
+    one_line_error(out, missing)
+    assert pyproject.read_text() == before
+
+    out = pdm("kernels", "add", f"{repo}@main", cwd=project, check=False)
+    one_line_error(out, "--revision main")
+
+    # A malformed [tool.kernels] entry: `pdm lock` fails after writing pdm.lock, naming the key.
+    pyproject.write_text(before.replace(f'"{repo}" = 1', f'"{repo}" = true'))
+    out = pdm("lock", cwd=project, check=False)
+    one_line_error(out, "pyproject.toml", repo)
+
+    # A stale lock: `kernels check` and `install --check` refuse it, and download keeps working.
+    pyproject.write_text(before.replace(f'"{repo}" = 1', f'"{repo}" = ">=0.1,<0.2"'))
+    out = pdm("kernels", "check", cwd=project, check=False)
+    one_line_error(out, "out of date", repo)
+    out = pdm("install", "--check", cwd=project, check=False)
+    one_line_error(out, "out of date", "pdm lock")
+    out = pdm("kernels", "download", cwd=project)
+    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout
+    stale_lock = (project / "kernels.lock").read_text()
+    out = pdm("sync", cwd=project)  # warns, keeps the lock, downloads what it pins
+    assert "kernels.lock is out of date" in out.stderr, out.stderr
+    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout
+    assert (project / "kernels.lock").read_text() == stale_lock
+    out = pdm("kernels", "lock", "--check", cwd=project, check=False)
+    one_line_error(out, "out of date")
+    out = pdm("kernels", "lock", cwd=project)
+    assert "kernels.lock updated" in out.stdout
+    assert lock_entry(project, repo)["commit"] == v1  # v0.1.0 still satisfies: kept, spec updated
+    pdm("kernels", "check", cwd=project)
+
+
+SPY = """
+import atexit, json, os, sys
+
+def _report():
+    mods = sorted(m for m in sys.modules if m.split(".")[0] in ("kernels", "pdm_kernels"))
+    path = os.path.join(os.environ["KERNELS_TEST_SPY"], f"{os.getpid()}.json")
+    with open(path, "w") as f:
+        json.dump({"exe": sys.executable, "argv": sys.argv, "modules": mods}, f)
+
+atexit.register(_report)
+"""
+
+
+def test_project_without_kernels_is_untouched(pdm: Pdm, pdm_bin: Path, tmp_path: Path) -> None:
+    """A project without [tool.kernels]: `pdm lock` and `pdm install` import nothing of the core
+    (only the plugin module), start no download and write no kernels.lock."""
+    project = tmp_path / "plain"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "plain"\nversion = "0.1.0"\nrequires-python = ">=3.10"\n'
+        "dependencies = []\n\n[tool.pdm]\ndistribution = false\n"
+    )
+    use_venv(pdm, project, torch=False)
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "sitecustomize.py").write_text(SPY)
+    reports = tmp_path / "reports"
+    for args in (("lock",), ("install",)):
+        reports.mkdir()
+        out = pdm(
+            *args, cwd=project, env={"PYTHONPATH": str(spy), "KERNELS_TEST_SPY": str(reports)}
+        )
+        assert "kernels" not in out.stdout, out.stdout
+        seen = [json.loads(p.read_text()) for p in reports.glob("*.json")]
+        (main,) = [r for r in seen if Path(r["argv"][0]).name == "pdm"]
+        assert main["modules"] == ["pdm_kernels", "pdm_kernels.plugin"], main
+        assert not [r for r in seen if r is not main and r["modules"]], seen
+        shutil.rmtree(reports)
+    assert not (project / "kernels.lock").exists()
+
+    # Once it has [tool.kernels], the download needs `kernels` in the project's environment.
+    with (project / "pyproject.toml").open("a") as f:
+        f.write("\n[tool.kernels.dependencies]\n")
+    (project / "kernels.lock").write_text(
+        '{"hash-type": "git_lfs_concat", "kernels": {}, "lock-version": 1}\n'
+    )
+    out = pdm("install", cwd=project, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "has no `kernels` package" in out.stderr, out.stderr
+
+
+def test_plugin_distribution_carries_lockembed(pdm: Pdm, wheels: Path, tmp_path: Path) -> None:
+    """pdm-kernels' wheel, sdist and the wheel built from that sdist all carry ``_lockembed.py``, a
+    byte-for-byte copy of the core's; the build hook module imports nothing of the core."""
+    core_copy = (ROOT / "core" / "src" / "kernels" / "_lockembed.py").read_text()
+    (wheel,) = wheels.glob("pdm_kernels-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("pdm_kernels/_lockembed.py").decode() == core_copy
+
+    # Build from a copy laid out like the repo (the sdist needs ../../core), with pdm's build.
+    repo = tmp_path / "repo"
+    shutil.copytree(
+        ROOT / "plugins" / "pdm",
+        repo / "plugins" / "pdm",
+        ignore=shutil.ignore_patterns("__pycache__", "dist", ".venv", "*.egg-info"),
+    )
+    (repo / "core" / "src" / "kernels").mkdir(parents=True)
+    shutil.copy(ROOT / "core" / "src" / "kernels" / "_lockembed.py", repo / "core/src/kernels")
+    plugin = repo / "plugins" / "pdm"
+    (plugin / ".pdm-python").write_text(sys.executable)  # any interpreter runs the isolated build
+    pdm("build", "-d", str(tmp_path / "dist"), cwd=plugin)
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        member = tf.extractfile("pdm_kernels-0.18.0/src/pdm_kernels/_lockembed.py")
+        assert member is not None and member.read().decode() == core_copy
+    (from_sdist,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(from_sdist) as zf:
+        assert zf.read("pdm_kernels/_lockembed.py").decode() == core_copy
+
+    # The hook module must load where neither PDM nor the core is importable.
+    code = (
+        "import sys; sys.modules['kernels'] = None; sys.modules['pdm'] = None; "
+        "import pdm_kernels.build_hook as h; print(h.pdm_build_update_files.__name__)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(wheel)}
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(wheel)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0 and "pdm_build_update_files" in out.stdout, out.stderr

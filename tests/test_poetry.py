@@ -1,0 +1,544 @@
+"""The Poetry adapter: poetry-plugin-kernels (real `poetry` 2.5.1) and the poetry-kernels-backend wrapper.
+
+End to end against the session's local Hub: ``poetry kernels add``, ``poetry lock``, ``poetry install``,
+``poetry run`` loading the kernel offline, ``poetry build`` and a ``pip install`` of that wheel into a
+fresh venv; stale locks, ``--dry-run`` and failures; the wrapper backend under ``pip wheel``,
+``uv build`` (sdist, then wheel from the sdist) and editable installs.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from envs import (
+    CACHE,
+    CORE_VERSION,
+    ROOT,
+    env_without_venv,
+    install_local,
+    local_wheels,
+    project_venv,
+    run,
+    tool_venv,
+)
+from kernelhub import publish, unique_repo, universal_rmsnorm
+
+EXAMPLE = ROOT / "examples" / "projects" / "poetry"
+PLUGIN_SRC = ROOT / "plugins" / "poetry" / "src"
+BACKEND_DIR = ROOT / "plugins" / "poetry" / "backend"
+POETRY = ["poetry==2.5.1"]
+UV = ["uv==0.13.8"]
+SAMPLE_REPO = "kernels-community/rmsnorm"
+CORE_PATH_DEP = '{ path = "../../../core", develop = false }'
+BACKEND_REQ = 'requires = ["poetry-kernels-backend>=0.18"]'
+FAKE_LOCK = '{"format": "test", "kernels": {}}\n'
+# The registry reachable here serves PyPI's simple index but not its JSON API, which poetry's
+# built-in PyPI source needs; a simple-index source (the same packages) works.
+SIMPLE_SOURCE = """
+[[tool.poetry.source]]
+name = "pypi-simple"
+url = "https://pypi.org/simple/"
+priority = "primary"
+"""
+
+
+# ---- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This repo's core/plugin wheels, plus the wrapper backend (a second distribution under
+    plugins/poetry/ that local_wheels does not walk into)."""
+    dest = local_wheels(tmp_path_factory.mktemp("wheels"))
+    if not list(dest.glob("poetry_kernels_backend-*.whl")):
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "-w",
+                str(dest),
+                str(BACKEND_DIR),
+            ]
+        )
+    return dest
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def poetry_bin(wheels: Path) -> Path:
+    """The real poetry with our core and plugin installed into its venv."""
+    bin_dir = tool_venv("poetry", POETRY)
+    install_local(bin_dir, wheels, "kernels", "poetry-plugin-kernels")
+    return bin_dir / "poetry"
+
+
+def tool_env(tmp_path: Path, wheels: Path) -> dict[str, str]:
+    """Environment for poetry/pip/uv: config in tmp, a reusable download cache, local find-links."""
+    env = env_without_venv()
+    env.update(
+        POETRY_CONFIG_DIR=str(tmp_path / "poetry-config"),
+        POETRY_DATA_DIR=str(tmp_path / "poetry-data"),
+        POETRY_CACHE_DIR=str(CACHE / "poetry-cache"),
+        POETRY_VIRTUALENVS_IN_PROJECT="true",
+        POETRY_NO_INTERACTION="1",
+        PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), env.get("PIP_FIND_LINKS")])),
+        UV_FIND_LINKS=str(wheels),
+        UV_CACHE_DIR=str(CACHE / "uv-cache"),
+        NO_COLOR="1",
+    )
+    return env
+
+
+def make_project(dest: Path, wheels: Path, repo: str, *, backend_by_url: bool = True) -> Path:
+    """A copy of the example project: our core wheel by path, the kernel repo renamed, a venv that
+    sees the shared torch in ``.venv`` (poetry uses it: virtualenvs.in-project)."""
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".venv", "dist", "*.lock"))
+    pyproject = dest / "pyproject.toml"
+    text = pyproject.read_text()
+    assert CORE_PATH_DEP in text and BACKEND_REQ in text
+    core_wheel = _one(wheels, "kernels-*.whl")
+    text = text.replace(CORE_PATH_DEP, f'{{ path = "{core_wheel}" }}')
+    if backend_by_url:
+        # poetry's isolated build resolves build requirements from its own sources (PyPI), which
+        # cannot see a find-links folder: name the local wheel directly.
+        backend = _one(wheels, "poetry_kernels_backend-*.whl")
+        text = text.replace(
+            BACKEND_REQ, f'requires = ["poetry-kernels-backend @ {backend.as_uri()}"]'
+        )
+    pyproject.write_text(text + SIMPLE_SOURCE)
+    init = dest / "src" / "poetry_kernels_sample" / "__init__.py"
+    init.write_text(init.read_text().replace(SAMPLE_REPO, repo))
+    return dest
+
+
+def poetry(
+    bin_path: Path, proj: Path, env: dict[str, str], *args: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``poetry ARGS`` in ``proj``; with ``ok`` fail the test (showing output) on non-zero."""
+    out = subprocess.run(
+        [str(bin_path), *args], cwd=proj, env=env, capture_output=True, text=True, timeout=300
+    )
+    if ok:
+        assert out.returncode == 0, f"poetry {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+def record_ok(names: list[str], read: object, dist_info: str) -> dict[str, list[str]]:
+    """Parse RECORD, check every hashed row against the bytes; return rows by path."""
+    rows = {
+        r[0]: r
+        for r in csv.reader(io.StringIO(read(f"{dist_info}/RECORD").decode()))  # type: ignore[operator]
+        if r
+    }
+    for name, (_, digest, size) in ((n, rows[n]) for n in names):
+        data = read(name)  # type: ignore[operator]
+        want = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert digest == f"sha256={want}" and size == str(len(data)), rows[name]
+    return rows
+
+
+def wheel_files(wheel: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert len(names) == len(set(names)), f"duplicate entries in {wheel.name}"
+        return {n: zf.read(n) for n in names}
+
+
+def check_wheel_carries(wheel: Path, lock_text: str, top: str) -> None:
+    files = wheel_files(wheel)
+    dist_info = next(n.split("/")[0] for n in files if n.endswith(".dist-info/METADATA"))
+    assert files[f"{dist_info}/kernels.lock"].decode() == lock_text
+    assert files[f"{dist_info}/top_level.txt"].decode().split() == [top]
+    record_ok(
+        [f"{dist_info}/kernels.lock", f"{dist_info}/top_level.txt"], files.__getitem__, dist_info
+    )
+
+
+def sdist_lock(sdist: Path) -> str | None:
+    with tarfile.open(sdist) as tf:
+        for m in tf.getmembers():
+            if m.name.count("/") == 1 and m.name.endswith("/kernels.lock"):
+                return tf.extractfile(m).read().decode()  # type: ignore[union-attr]
+    return None
+
+
+PROBE = textwrap.dedent(
+    """\
+    import json, torch, kernels
+    from pathlib import Path
+    from kernels.distmeta import Caller, lock_for_caller
+    import poetry_kernels_sample as s
+    found = lock_for_caller(Caller("poetry_kernels_sample", Path(s.__file__).resolve()))
+    y = s.normalize(torch.ones(2, 4))
+    print(json.dumps({"core": kernels.__version__, "kernel": s.rmsnorm.__version__,
+                      "where": found.where, "ok": bool(torch.allclose(y, torch.ones(2, 4)))}))
+    """
+)
+
+
+def probe(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
+    """Import the sample package offline in ``python``; what it loaded and where its lock came from."""
+    out = subprocess.run(
+        [str(python), "-c", PROBE],
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    data: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return data
+
+
+def error_lines(out: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+
+
+# ---- unit: pyproject editing (no poetry needed) -------------------------------------------------
+
+
+@pytest.fixture
+def edit(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    pytest.importorskip("tomlkit")
+    monkeypatch.syspath_prepend(str(PLUGIN_SRC))
+    import importlib
+
+    return importlib.import_module("poetry_plugin_kernels.edit")
+
+
+def test_add_spec_parsing(edit) -> None:  # type: ignore[no-untyped-def]
+    """ORG/NAME@SPEC: digits are a version branch, operators a specifier, anything else a revision."""
+    from kernels.errors import ConfigError
+
+    assert edit.parse_requirement("org/a@1") == ("org/a", 1)
+    assert edit.parse_requirement("org/a@>=0.1,<0.2") == ("org/a", ">=0.1,<0.2")
+    assert edit.parse_requirement("org/a@0.3.0") == ("org/a", "0.3.0")
+    assert edit.parse_requirement("org/a", revision="main") == ("org/a", {"revision": "main"})
+    assert edit.parse_requirement("org/a") == ("org/a", None)
+    for bad in ("org/a@", "not a repo@1", "org/a@>=oops"):
+        with pytest.raises(ConfigError):
+            edit.parse_requirement(bad)
+    with pytest.raises(ConfigError, match="use --revision"):
+        edit.parse_requirement("org/a@main")
+    with pytest.raises(ConfigError, match="not both"):
+        edit.parse_requirement("org/a@1", revision="main")
+
+
+def test_add_keeps_formatting(edit) -> None:  # type: ignore[no-untyped-def]
+    """tomlkit edit: comments, order and quoting elsewhere in the file survive byte for byte."""
+    before = textwrap.dedent(
+        """\
+        # top comment
+        [project]
+        name = "x"   # trailing comment
+        version = "0.1.0"
+
+        [tool.kernels.dependencies]
+        "org/old" = ">=0.1"  # keep me
+
+        [tool.poetry]
+        packages = [ { include = "x" } ]
+        """
+    )
+    after = edit.set_dependencies(before, [("org/new", 2), ("org/rev", {"revision": "main"})])
+    assert after.startswith(before.split("[tool.poetry]")[0].rstrip("\n"))
+    assert '"org/new" = 2' in after and '"org/rev" = {revision = "main"}' in after
+    assert '[tool.poetry]\npackages = [ { include = "x" } ]\n' in after
+    # A file without [tool.kernels] gets exactly one new table at the end.
+    plain = '[project]\nname = "x"\n'
+    out = edit.set_dependencies(plain, [("org/a", 1)])
+    assert out == plain + '\n[tool.kernels.dependencies]\n"org/a" = 1\n'
+
+
+# ---- the wrapper backend without poetry ---------------------------------------------------------
+
+
+def test_wrapper_backend_imports_no_kernels() -> None:
+    """The backend runs in isolated build envs: stdlib, poetry-core and its own package only."""
+    import ast
+
+    src = BACKEND_DIR / "src" / "poetry_kernels_backend" / "__init__.py"
+    tops = set()
+    for node in ast.walk(ast.parse(src.read_text())):
+        if isinstance(node, ast.Import):
+            tops |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            tops.add(node.module.split(".")[0])
+    assert tops - set(sys.stdlib_module_names) == {"poetry", "poetry_kernels_backend"}, tops
+    deps = (
+        (BACKEND_DIR / "pyproject.toml").read_text().split("dependencies = [", 1)[1].split("]")[0]
+    )
+    assert "kernels" not in deps, deps
+
+
+@pytest.mark.slow
+def test_distributions_vendor_lockembed(wheels: Path, tmp_path: Path) -> None:
+    """Both distributions carry the core's _lockembed.py as a package file, in the sdist and in
+    the wheel uv builds from that sdist (where the repository path is gone)."""
+    uv = tool_venv("uv", UV) / "uv"
+    env = tool_env(tmp_path, wheels)
+    core_copy = (ROOT / "core" / "src" / "kernels" / "_lockembed.py").read_bytes()
+    for src, pkg in (
+        (ROOT / "plugins" / "poetry", "poetry_plugin_kernels"),
+        (BACKEND_DIR, "poetry_kernels_backend"),
+    ):
+        out = tmp_path / pkg
+        run([str(uv), "build", "-q", "-o", str(out), str(src)], env=env)
+        with tarfile.open(_one(out, "*.tar.gz")) as tf:
+            names = [m.name.split("/", 1)[1] for m in tf.getmembers()]
+            assert f"src/{pkg}/_lockembed.py" in names and not [
+                n for n in names if n.startswith("backend/")
+            ]
+        assert wheel_files(_one(out, "*.whl"))[f"{pkg}/_lockembed.py"] == core_copy
+
+
+@pytest.mark.slow
+def test_wrapper_backend_pip_uv_editable(wheels: Path, tmp_path: Path) -> None:
+    """`pip wheel` (find-links, the documented name requirement), `uv build` (sdist, then a wheel
+    built from that sdist) and an editable pip install all carry kernels.lock + top_level.txt with
+    RECORD rows; without a lock the build fails with one `error:` line."""
+    env = tool_env(tmp_path, wheels)
+    proj = make_project(tmp_path / "proj", wheels, "org/x", backend_by_url=False)
+    # The backend only checks that the lock is JSON: a real one is not needed here.
+    text = (proj / "pyproject.toml").read_text() + '\n[tool.kernels.dependencies]\n"org/x" = 1\n'
+    (proj / "pyproject.toml").write_text(text)
+    (proj / "kernels.lock").write_text(FAKE_LOCK)
+
+    pip_out = tmp_path / "pip-out"
+    run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(pip_out), str(proj)],
+        env=env,
+    )
+    check_wheel_carries(_one(pip_out, "*.whl"), FAKE_LOCK, "poetry_kernels_sample")
+
+    uv = tool_venv("uv", UV) / "uv"
+    uv_out = tmp_path / "uv-out"
+    run([str(uv), "build", "-q", "-o", str(uv_out), str(proj)], env=env)
+    assert sdist_lock(_one(uv_out, "*.tar.gz")) == FAKE_LOCK
+    check_wheel_carries(_one(uv_out, "*.whl"), FAKE_LOCK, "poetry_kernels_sample")
+
+    # Editable: prepare_metadata_for_build_editable + build_editable (pip records direct_url.json).
+    venv = project_venv(tmp_path / "ed", torch=False)
+    run([str(venv), "-m", "pip", "install", "-q", "--no-deps", "-e", str(proj)], env=env)
+    code = (
+        "from importlib.metadata import distribution as d; x = d('poetry-kernels-sample'); "
+        "print(x.read_text('kernels.lock') == open('kernels.lock').read(), "
+        "x.read_text('top_level.txt').split())"
+    )
+    assert run([str(venv), "-c", code], env=env, cwd=proj).stdout.split() == [
+        "True",
+        "['poetry_kernels_sample']",
+    ]
+
+    (proj / "kernels.lock").unlink()
+    out = subprocess.run(
+        [str(uv), "build", "--wheel", "-o", str(tmp_path / "fail"), str(proj)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert any("kernels.lock is missing" in line for line in errors), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+# ---- poetry end to end --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def published(hub) -> str:  # type: ignore[no-untyped-def]
+    repo = unique_repo("poetry")
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
+    return repo
+
+
+@pytest.mark.slow
+def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
+    poetry_bin: Path, wheels: Path, published: str, tmp_path: Path, hub
+) -> None:
+    """The whole story with the real poetry: add, lock, install (downloads, embeds the lock in the
+    editable install's dist-info), run offline, build (wheel + sdist carry the lock) and load the
+    wheel from a fresh venv offline."""
+    env = tool_env(tmp_path, wheels)
+    proj = make_project(tmp_path / "proj", wheels, published)
+    python = project_venv(proj / ".venv")
+    original = (proj / "pyproject.toml").read_text()
+
+    out = poetry(poetry_bin, proj, env, "kernels", "add", f"{published}@1")
+    assert "Wrote kernels.lock: 1 kernel(s)" in out.stdout
+    text = (proj / "pyproject.toml").read_text()
+    block = f'[tool.kernels.dependencies]\n"{published}" = 1\n\n'
+    assert block in text and text.replace(block, "") == original  # the rest kept byte for byte
+    lock_text = (proj / "kernels.lock").read_text()
+    assert published in lock_text
+
+    out = poetry(poetry_bin, proj, env, "lock")
+    assert (proj / "poetry.lock").exists()
+    assert (proj / "kernels.lock").read_text() == lock_text  # fresh: left alone
+
+    hub.reset_requests()
+    out = poetry(poetry_bin, proj, env, "install")
+    assert "Downloading locked kernels" in out.stdout, out.stdout
+    assert any(published in r.path for r in hub.requests())
+    site = Path(
+        run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+        ).stdout.strip()
+    )
+    dist_info = _one(site, "poetry_kernels_sample-0.1.0.dist-info")
+    assert (dist_info / "kernels.lock").read_text() == lock_text
+    assert (dist_info / "top_level.txt").read_text().split() == ["poetry_kernels_sample"]
+    rows = record_ok(
+        [f"{dist_info.name}/kernels.lock", f"{dist_info.name}/top_level.txt"],
+        lambda n: (site / n).read_bytes(),
+        dist_info.name,
+    )
+    assert f"{dist_info.name}/kernels.lock" in rows
+
+    out = poetry(poetry_bin, proj, env, "kernels", "download", "--all-variants")
+    assert "downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout
+
+    run_out = poetry(poetry_bin, proj, {**env, "HF_HUB_OFFLINE": "1"}, "run", "python", "-c", PROBE)
+    got = json.loads(run_out.stdout.strip().splitlines()[-1])
+    assert got == {
+        "core": CORE_VERSION,
+        "kernel": "0.1.0",
+        "where": "kernels.lock of the installed distribution poetry-kernels-sample",
+        "ok": True,
+    }
+
+    out = poetry(poetry_bin, proj, env, "build")
+    wheel = _one(proj / "dist", "*.whl")
+    check_wheel_carries(wheel, lock_text, "poetry_kernels_sample")
+    assert sdist_lock(_one(proj / "dist", "*.tar.gz")) == lock_text
+    requires = [
+        line
+        for line in wheel_files(wheel)["poetry_kernels_sample-0.1.0.dist-info/METADATA"]
+        .decode()
+        .splitlines()
+        if line.startswith("Requires-Dist")
+    ]
+    # [project] dependencies, not the path source of [tool.poetry.dependencies], reach the wheel.
+    assert len(requires) == 1 and requires[0].replace(" ", "").replace("(", "").replace(
+        ")", ""
+    ) == ("Requires-Dist:kernels>=0.18"), requires
+
+    fresh = project_venv(tmp_path / "fresh")
+    run([str(fresh), "-m", "pip", "install", "-q", str(wheel)], env=env)
+    got = probe(fresh, env, tmp_path)
+    assert got["core"] == CORE_VERSION and got["ok"] is True
+    assert got["where"] == "kernels.lock of the installed distribution poetry-kernels-sample"
+
+
+@pytest.mark.slow
+def test_poetry_stale_dry_run_and_errors(  # type: ignore[no-untyped-def]
+    poetry_bin: Path, wheels: Path, published: str, tmp_path: Path, hub
+) -> None:
+    """A stale kernels.lock stops `poetry install` and `poetry build` (one error line, exit 1) and is
+    refreshed by `poetry lock`; `--dry-run` and a failed `poetry add` download nothing; bad input is
+    one line, non-zero, pyproject.toml unchanged."""
+    env = tool_env(tmp_path, wheels)
+    proj = make_project(tmp_path / "proj", wheels, published)
+    project_venv(proj / ".venv")
+    pyproject = proj / "pyproject.toml"
+
+    before = pyproject.read_text()
+    out = poetry(poetry_bin, proj, env, "kernels", "add", "kernels-test/does-not-exist@1", ok=False)
+    assert out.returncode == 1 and len(error_lines(out)) == 1, out.stderr
+    assert "pyproject.toml left unchanged" in error_lines(out)[0]
+    assert pyproject.read_text() == before and not (proj / "kernels.lock").exists()
+
+    out = poetry(poetry_bin, proj, env, "kernels", "add", "not a repo", ok=False)
+    assert out.returncode == 1 and len(error_lines(out)) == 1, out.stderr
+
+    # Declared but never locked: `poetry kernels check` fails; `poetry lock` creates kernels.lock.
+    pyproject.write_text(before + f'\n[tool.kernels.dependencies]\n"{published}" = 1\n')
+    out = poetry(poetry_bin, proj, env, "kernels", "check", ok=False)
+    assert out.returncode == 1 and "is missing" in error_lines(out)[0], out.stderr
+    poetry(poetry_bin, proj, env, "lock")
+    first = (proj / "kernels.lock").read_text()
+    poetry(poetry_bin, proj, env, "kernels", "lock", "--check")
+
+    # Change the spec: now stale. install/build refuse before doing anything.
+    pyproject.write_text(
+        pyproject.read_text().replace(f'"{published}" = 1', f'"{published}" = ">=0.1"')
+    )
+    for args in (["install"], ["build"]):
+        out = poetry(poetry_bin, proj, env, *args, ok=False)
+        assert out.returncode == 1, out.stdout + out.stderr
+        (line,) = error_lines(out)
+        assert "kernels.lock is out of date" in line and "poetry lock" in line, line
+    assert not (proj / "dist").exists()
+    out = poetry(poetry_bin, proj, env, "kernels", "lock", "--check", ok=False)
+    assert out.returncode == 1
+
+    out = poetry(poetry_bin, proj, env, "lock")
+    assert "Updating kernels.lock" in out.stdout
+    assert (proj / "kernels.lock").read_text() != first
+    poetry(poetry_bin, proj, env, "kernels", "check")
+
+    hub.reset_requests()
+    poetry(poetry_bin, proj, env, "install", "--dry-run")
+    out = poetry(poetry_bin, proj, env, "add", "no-such-package-kernels-test-xyz", ok=False)
+    assert out.returncode != 0 and "Downloading locked kernels" not in out.stdout
+    assert not [r for r in hub.requests() if published in r.path]
+    assert not list((proj / ".venv").glob("lib/*/site-packages/poetry_kernels_sample-*.dist-info"))
+
+    # A failed download (Hub gone for this repo: an empty HF cache and offline) is one line, exit 1.
+    out = poetry(poetry_bin, proj, {**env, "HF_HUB_OFFLINE": "1"}, "kernels", "download", ok=False)
+    assert out.returncode == 1 and len(error_lines(out)) == 1, out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_poetry_per_project_plugin(  # type: ignore[no-untyped-def]
+    wheels: Path, published: str, tmp_path: Path
+) -> None:
+    """`[tool.poetry.requires-plugins]` with a poetry that has no global plugin: the first
+    `poetry install` installs the plugin into the project's .poetry/plugins; from the next command on
+    it is active (the second install locks, downloads and embeds)."""
+    bare = tool_venv("poetry-bare", POETRY) / "poetry"
+    env = tool_env(tmp_path, wheels)
+    proj = make_project(tmp_path / "proj", wheels, published)
+    python = project_venv(proj / ".venv")
+    pyproject = proj / "pyproject.toml"
+    plugin_wheel = _one(wheels, "poetry_plugin_kernels-*.whl")
+    core_wheel = _one(wheels, "kernels-*.whl")
+    text = pyproject.read_text().replace(
+        'poetry-plugin-kernels = ">=0.18"',
+        f'poetry-plugin-kernels = {{ path = "{plugin_wheel}" }}\n'
+        f'kernels = {{ path = "{core_wheel}" }}',
+    )
+    pyproject.write_text(text + f'\n[tool.kernels.dependencies]\n"{published}" = 1\n')
+
+    first = poetry(bare, proj, env, "install")
+    assert "Installing Poetry plugins only for the current project" in first.stdout, first.stdout
+    assert list((proj / ".poetry" / "plugins").glob("poetry_plugin_kernels-*.dist-info"))
+    assert "Downloading locked kernels" not in first.stdout  # not loaded yet in that process
+
+    second = poetry(bare, proj, env, "install")
+    assert "Locking kernels" in second.stdout and "Downloading locked kernels" in second.stdout
+    assert (proj / "kernels.lock").exists()
+    got = probe(python, env, tmp_path)
+    assert got["ok"] is True and got["where"].startswith("kernels.lock of the installed")  # type: ignore[union-attr]

@@ -5,7 +5,6 @@ Runs on CUDA when a GPU is present, on the CPU otherwise. Point ``HF_ENDPOINT`` 
 """
 
 import torch
-
 from kernels import get_kernel
 
 # Download optimized kernels from the Hugging Face hub

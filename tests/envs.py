@@ -78,7 +78,7 @@ def local_wheels(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     projects = [
         ROOT / "core",
-        *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists()),
+        *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml")),
     ]
     run(
         [

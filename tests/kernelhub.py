@@ -25,7 +25,9 @@ def cpu_activation(version: str | None = None) -> Path:
 
 def universal_rmsnorm(version: str | None = None, src: Path | None = None) -> Path:
     """The torch-universal variant folder of the rmsnorm example (or of a modified copy ``src``)."""
-    return example_build.build_variant(src or EXAMPLES / "rmsnorm", backend="universal", version=version)
+    return example_build.build_variant(
+        src or EXAMPLES / "rmsnorm", backend="universal", version=version
+    )
 
 
 def renamed(variant_dir: Path, names: Sequence[str], tmp: Path) -> list[Path]:

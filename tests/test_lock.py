@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from kernelhub import cpu_activation, publish, renamed, unique_repo, universal_rmsnorm
-
 from kernels import IntegrityError, LockfileError, NotInCacheError, get_locked_kernel, load_kernel
 from kernels.errors import ConfigError
 from kernels.lockfile import read_lock
@@ -52,7 +51,9 @@ def write_project(path: Path, deps: str, name: str = "sample") -> Path:
 
 
 def test_lock_check_download_load(hub, repos, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    proj = write_project(tmp_path / "p", f'"{repos["act"]}" = 1\n"{repos["norm"]}" = ">=0.1,<0.2"\n')
+    proj = write_project(
+        tmp_path / "p", f'"{repos["act"]}" = 1\n"{repos["norm"]}" = ">=0.1,<0.2"\n'
+    )
     hub.reset_requests()
     out = subprocess.run([*CLI, "lock", str(proj)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -77,7 +78,9 @@ def test_lock_check_download_load(hub, repos, tmp_path, monkeypatch):  # type: i
     assert out.returncode == 0, out.stderr
     assert "downloaded 2/2" in out.stdout
     downloads = [r.path for r in hub.requests() if "/resolve/" in r.path]
-    assert downloads and all(f"/build/{HERE}/" in p or "/build/torch-universal/" in p for p in downloads)
+    assert downloads and all(
+        f"/build/{HERE}/" in p or "/build/torch-universal/" in p for p in downloads
+    )
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.reset_requests()
@@ -117,7 +120,9 @@ def test_lock_keeps_commits_until_upgrade(hub, repos, tmp_path):  # type: ignore
     write_project(proj, f'"{repo}" = ">=0.1.0"\n"{repos["norm"]}" = 1\n')
     lock_project(proj)
     assert read_lock(proj / "kernels.lock").kernels[repo].commit == first
-    out = subprocess.run([*CLI, "lock", str(proj), "--upgrade", repo], capture_output=True, text=True)
+    out = subprocess.run(
+        [*CLI, "lock", str(proj), "--upgrade", repo], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     lock = read_lock(proj / "kernels.lock")
     assert lock.kernels[repo].commit == second and lock.kernels[repo].ref == "v0.1.1"
@@ -132,7 +137,7 @@ def test_tampered_cache_is_refused_naming_the_file(repos, tmp_path):  # type: ig
     real = target.resolve()
     real.chmod(0o644)
     real.write_text(real.read_text() + "\n# tampered\n")
-    with pytest.raises(IntegrityError, match="_impl.py"):
+    with pytest.raises(IntegrityError, match=r"_impl\.py"):
         load_kernel(repos["norm"], lockfile=lockfile)
 
 
@@ -162,13 +167,25 @@ def test_upstream_lock_formats_load(repos, tmp_path, monkeypatch):  # type: igno
                 {
                     "repo_id": repos["act"],
                     "sha": ours.commit,
-                    "variants": {v: {"hash": h, "hash_type": "git_lfs_concat"} for v, h in ours.variants.items()},
+                    "variants": {
+                        v: {"hash": h, "hash_type": "git_lfs_concat"}
+                        for v, h in ours.variants.items()
+                    },
                 }
             ]
         )
     )
     new = tmp_path / "new.lock"
-    new.write_text(json.dumps([{"dependency": {"repo-id": repos["norm"], "version": 1}, "lock": {"commit": repos["n1"]}}]))
+    new.write_text(
+        json.dumps(
+            [
+                {
+                    "dependency": {"repo-id": repos["norm"], "version": 1},
+                    "lock": {"commit": repos["n1"]},
+                }
+            ]
+        )
+    )
     assert read_lock(old).format == "upstream-0.16"
     assert read_lock(new).format == "upstream-0.17"
     assert get_locked_kernel(repos["act"], lockfile=old).__version__ == "0.1.0"
@@ -201,7 +218,9 @@ def test_bad_config_names_file_and_key(tmp_path, deps, match):  # type: ignore[n
         lock_project(proj)
     assert "pyproject.toml" in str(info.value)
     out = subprocess.run([*CLI, "lock", str(proj)], capture_output=True, text=True)
-    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    )
     assert not (proj / "kernels.lock").exists()
 
 
@@ -222,7 +241,7 @@ def _sample_package(root: Path, repo: str, dist: str) -> Path:
     pyproject.write_text(
         '[build-system]\nrequires = ["setuptools>=64", "kernels"]\nbuild-backend = "setuptools.build_meta"\n\n'
         + pyproject.read_text()
-        + '\n[tool.setuptools]\npackages = ["%s"]\n' % dist
+        + f'\n[tool.setuptools]\npackages = ["{dist}"]\n'
     )
     pkg = root / dist
     pkg.mkdir()
@@ -249,7 +268,9 @@ def test_setuptools_package_finds_its_lock(repos, tmp_path, editable):  # type: 
         assert "kernels: embedded kernels.lock" in inst.stdout + inst.stderr
         code = f"import {dist}; print({dist}.norm.__version__)"
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == "0.1.0"
     finally:

@@ -27,6 +27,7 @@ from envs import (
     ROOT,
     env_without_venv,
     install_local,
+    local_wheels,
     project_venv,
     run,
     tool_venv,
@@ -48,23 +49,8 @@ Pdm = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheels of this repo's core and of pdm-kernels (only these two: no other plugin is needed)."""
-    dest = tmp_path_factory.mktemp("wheels")
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "-w",
-            str(dest),
-            str(ROOT / "core"),
-            str(ROOT / "plugins" / "pdm"),
-        ]
-    )
-    return dest
+    """Wheels of this repo's core and plugins (built once per session)."""
+    return local_wheels(tmp_path_factory.mktemp("wheels"))
 
 
 @pytest.fixture(scope="module")

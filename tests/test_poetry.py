@@ -59,24 +59,8 @@ priority = "primary"
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This repo's core/plugin wheels, plus the wrapper backend (a second distribution under
-    plugins/poetry/ that local_wheels does not walk into)."""
-    dest = local_wheels(tmp_path_factory.mktemp("wheels"))
-    if not list(dest.glob("poetry_kernels_backend-*.whl")):
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "-q",
-                "--no-deps",
-                "-w",
-                str(dest),
-                str(BACKEND_DIR),
-            ]
-        )
-    return dest
+    """This repo's core and plugin wheels, the wrapper backend included."""
+    return local_wheels(tmp_path_factory.mktemp("wheels"))
 
 
 def _one(folder: Path, pattern: str) -> Path:

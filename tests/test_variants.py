@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from packaging.version import Version
-
 from kernels.platform import Platform
 from kernels.variants import best_variant, judge_variant, rank_variants
+from packaging.version import Version
 
 CUDA = Platform(Version("2.11"), True, "cuda", Version("13.0"), "x86_64", "linux")
 CPU = Platform(Version("2.13"), True, "cpu", None, "x86_64", "linux")

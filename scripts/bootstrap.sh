@@ -7,7 +7,7 @@ PY=${KERNELS_PYTHON:-$(command -v python3.11 || command -v python3)}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp_src=$( (cat scripts/bootstrap.sh scripts/requirements-dev.txt core/pyproject.toml plugins/*/pyproject.toml 2>/dev/null || true) | sha256sum | cut -c1-16)
+stamp_src=$( (cat scripts/bootstrap.sh scripts/requirements-dev.txt scripts/requirements-docs.txt core/pyproject.toml plugins/*/pyproject.toml 2>/dev/null || true) | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" != "$stamp_src" ]; then
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   # torch lives in one folder shared (through a .pth file) by .venv and by the sample projects'
@@ -19,7 +19,7 @@ if [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" != "$stamp_src" ]; then
   fi
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$PWD/.cache/torch-site" > "$site/_kernels_torch_site.pth"
-  .venv/bin/python -m pip install -q -r scripts/requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -r scripts/requirements-dev.txt -r scripts/requirements-docs.txt 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q -e core 2>&1 | grep -v '^WARNING: Location' || true
   echo "$stamp_src" > .venv/.bootstrap-stamp
 fi

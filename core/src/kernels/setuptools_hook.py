@@ -28,3 +28,13 @@ def write_kernels_lock(cmd: Any, basename: str, filename: str) -> None:
     cmd.write_or_delete_file(basename, filename, text, force=True)
     if text is not None:
         print(f"kernels: embedded kernels.lock from {root}")
+
+
+def find_lock(dirname: str = "") -> list[str]:
+    """setuptools ``file_finders`` hook: list ``kernels.lock`` so sdists carry it.
+
+    Without it a wheel built from the sdist (what ``uv build`` and ``pip install <sdist>`` do) would
+    lose the lock unless ``MANIFEST.in`` names it.
+    """
+    lock = Path(dirname or ".") / "kernels.lock"
+    return [str(lock)] if lock.is_file() else []

@@ -275,3 +275,27 @@ def test_setuptools_package_finds_its_lock(repos, tmp_path, editable):  # type: 
         assert run.stdout.strip() == "0.1.0"
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", dist], capture_output=True)
+
+
+def test_kernels_add_keeps_formatting_and_locks(repos, tmp_path):  # type: ignore[no-untyped-def]
+    proj = tmp_path / "p"
+    proj.mkdir()
+    original = '[project]\nname = "x"  # keep me\nversion = "0"\n\n[tool.other]\na = 1\n'
+    (proj / "pyproject.toml").write_text(original)
+    out = subprocess.run(
+        [*CLI, "add", repos["norm"], f"{repos['act']}@>=0.1,<0.2", "--dir", str(proj)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    text = (proj / "pyproject.toml").read_text()
+    assert text.startswith(original)  # everything else kept byte for byte
+    assert f'"{repos["norm"]}" = 1' in text and f'"{repos["act"]}" = ">=0.1,<0.2"' in text
+    assert set(read_lock(proj / "kernels.lock").kernels) == {repos["norm"], repos["act"]}
+    # A kernel that cannot be locked is not added.
+    before = (proj / "pyproject.toml").read_text()
+    out = subprocess.run(
+        [*CLI, "add", "kernels-test/nope@1", "--dir", str(proj)], capture_output=True, text=True
+    )
+    assert out.returncode == 1 and "nope" in out.stderr and "Traceback" not in out.stderr
+    assert (proj / "pyproject.toml").read_text() == before

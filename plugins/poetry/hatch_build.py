@@ -1,9 +1,12 @@
-"""Vendor ``core/src/kernels/_lockembed.py`` into this package at build time.
+"""Build hook of this plugin distribution: ship a copy of the core's stdlib-only ``_lockembed.py``.
 
-A plain ``force-include`` of ``../../core/...`` fails when a wheel is built from the sdist (that
-path is not in it), so the copy is force-included only when the source exists; the sdist gets it at
-``src/poetry_plugin_kernels/_lockembed.py``, where the wheel build from the sdist picks it up as an
-ordinary package file.
+The plugins' build hooks run in isolated build environments and import nothing of the ``kernels``
+core, so each plugin's wheel carries the core's ``kernels/_lockembed.py`` inside its own package. A
+plain ``force-include`` of the core's path would break a wheel built from the sdist (the path is not
+there), so this hook maps the file into the wheel as ``<package>/_lockembed.py`` and into the sdist
+as ``src/<package>/_lockembed.py``, where a wheel built from the sdist picks it up as an ordinary
+package file. Configured in ``[tool.hatch.build.hooks.custom]`` by ``package`` and ``core-file``.
+This file is the same in every plugin (tests/test_plugin_builds.py checks that).
 """
 
 from __future__ import annotations
@@ -13,23 +16,28 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-PACKAGE = "poetry_plugin_kernels"
-SOURCE = Path("..", "..", "core", "src", "kernels", "_lockembed.py")
 
-
-class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
-    """Adds ``<PACKAGE>/_lockembed.py`` to the wheel and the sdist."""
+class LockEmbedCopyHook(BuildHookInterface):  # type: ignore[misc,type-arg]
+    """Force-include the core's ``_lockembed.py``, or check that the sdist already carries it."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        """Force-include the core's ``_lockembed.py`` when building from the repository."""
-        source = (Path(self.root) / SOURCE).resolve()
-        in_package = Path(self.root) / "src" / PACKAGE / "_lockembed.py"
-        if source.is_file():
-            target = (
-                f"src/{PACKAGE}/_lockembed.py"
-                if self.target_name == "sdist"
-                else f"{PACKAGE}/_lockembed.py"
+        """Map the core's file into the artifact being built."""
+        package = str(self.config["package"])
+        root = Path(self.root)
+        core = (root / str(self.config["core-file"])).resolve()
+        in_sdist = Path("src", package, "_lockembed.py")
+        if version == "editable":
+            raise SystemExit(
+                f"error: {package} cannot be installed editable (its _lockembed.py is copied from "
+                "the core at build time); install it normally"
             )
-            build_data["force_include"][str(source)] = target
-        elif not in_package.is_file():
-            raise FileNotFoundError(f"{source} is missing and {in_package} is not in the sdist")
+        if core.is_file():
+            target = (
+                f"{package}/_lockembed.py" if self.target_name == "wheel" else in_sdist.as_posix()
+            )
+            build_data["force_include"][str(core)] = target
+        elif not (root / in_sdist).is_file():
+            raise SystemExit(
+                f"error: {package} needs {core} (build it from the kernels repository) or "
+                f"{in_sdist} (build it from its sdist)"
+            )

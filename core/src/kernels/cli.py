@@ -42,6 +42,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return download_command(Path(args.dir), all_variants=args.all_variants)
 
 
+def _cmd_add(args: argparse.Namespace) -> int:
+    from kernels.edit import add_command
+
+    return add_command(Path(args.dir), args.kernels, revision=args.revision)
+
+
 def _cmd_versions(args: argparse.Namespace) -> int:
     from kernels.inspect import versions_command
 
@@ -109,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="download every build variant, not only the one this interpreter loads",
     )
+
+    p = add(
+        "add",
+        "Add kernels to [tool.kernels.dependencies] (formatting kept) and lock them.",
+        _cmd_add,
+    )
+    p.add_argument(
+        "kernels",
+        nargs="+",
+        metavar="ORG/NAME[@SPEC]",
+        help="SPEC: N (branch vN) or a version specifier; default: the newest vN branch or tag",
+    )
+    p.add_argument("--revision", default=None, help="lock this branch, tag or commit instead")
+    p.add_argument("--dir", default=".", help="project folder (default: .)")
 
     p = add(
         "versions", "List the versions (tags and vN branches) a kernel repo offers.", _cmd_versions

@@ -269,87 +269,6 @@ class DownloadCommand(BaseCommand):
 _SPEC_HELP = "N (branch vN), a version specifier such as '>=0.1,<0.2', or a version such as 0.1.0"
 
 
-def parse_add_spec(arg: str, revision: str | None) -> tuple[str, int | str | dict[str, str] | None]:
-    """Split ``ORG/NAME[@SPEC]`` into the repo id and the TOML value to write (``None``: choose one).
-
-    ``SPEC`` is an int (branch ``vN``) or a PEP 440 specifier; ``revision`` gives ``{revision = ...}``.
-    Raises :class:`KernelsError` for a malformed argument.
-    """
-    from kernels.hub import validate_repo_id, validate_revision
-    from kernels.resolve import parse_specifier
-
-    repo_id, at, spec = arg.partition("@")
-    spec = spec.strip()
-    try:
-        validate_repo_id(repo_id)
-        if revision is not None:
-            if at:
-                raise KernelsError(f"{arg}: give either @SPEC or --revision, not both")
-            return repo_id, {"revision": validate_revision(revision)}
-        if not at:
-            return repo_id, None
-        if spec.isdigit():
-            return repo_id, int(spec)
-        parse_specifier(spec, where=arg)
-    except _core_errors() as err:
-        hint = f" (for a branch, tag or commit use --revision {spec})" if spec[:1].isalpha() else ""
-        raise KernelsError(f"{err}{hint}") from None
-    return repo_id, spec
-
-
-def default_spec(repo_id: str) -> int | str:
-    """What ``pdm kernels add ORG/NAME`` writes: the newest ``vN`` branch, else ``>=`` the newest tag."""
-    from kernels.inspect import versions
-
-    try:
-        data = versions(repo_id)
-    except _core_errors() as err:
-        raise KernelsError(str(err)) from None
-    if data["branches"]:
-        return int(data["branches"][-1]["version"])
-    if data["versions"]:
-        return f">={data['versions'][0]['version']}"
-    raise KernelsError(
-        f"{repo_id} has no vN branches and no v<version> tags; "
-        "name what to lock: `pdm kernels add ORG/NAME@SPEC` or `--revision REV`"
-    )
-
-
-def add_to_pyproject(text: str, repo_id: str, value: int | str | dict[str, str]) -> str:
-    """``text`` (a pyproject.toml) with ``repo_id = value`` in ``[tool.kernels.dependencies]``.
-
-    Comments, order and formatting of everything else are kept (tomlkit); an existing entry for the
-    repo is replaced in place.
-    """
-    import tomlkit
-
-    doc = tomlkit.parse(text)
-    tool = doc.get("tool")
-    if tool is None:
-        tool = tomlkit.table(is_super_table=True)
-        doc.append("tool", tool)
-    kernels = tool.get("kernels")
-    if kernels is None:
-        kernels = tomlkit.table(is_super_table=True)
-        tool.append("kernels", kernels)
-    deps = kernels.get("dependencies")
-    created = deps is None
-    if deps is None:
-        deps = tomlkit.table()
-        kernels.append("dependencies", deps)
-    if isinstance(value, dict):
-        item: Any = tomlkit.inline_table()
-        item.update(value)
-    else:
-        item = value
-    deps[repo_id] = item
-    if created:
-        # A blank line before whatever table follows, none piled up at the end of the file.
-        deps.add(tomlkit.nl())
-        return tomlkit.dumps(doc).rstrip("\n") + "\n"
-    return tomlkit.dumps(doc)
-
-
 class AddCommand(BaseCommand):
     """Add a kernel to [tool.kernels.dependencies] and lock it"""
 
@@ -362,12 +281,18 @@ class AddCommand(BaseCommand):
         parser.add_argument("--revision", default=None, help="lock a branch, tag or commit instead")
 
     def handle(self, project: Project, options: argparse.Namespace) -> None:
-        repo_id, value = parse_add_spec(options.kernel, options.revision)
-        if value is None:
-            value = default_spec(repo_id)
+        from kernels.edit import add_dependencies, describe, parse_requirement
+
+        command = "pdm kernels add"
         path = project.root / "pyproject.toml"
         before = path.read_text(encoding="utf-8")
-        path.write_text(add_to_pyproject(before, repo_id, value), encoding="utf-8")
+        try:
+            requested = parse_requirement(
+                options.kernel, revision=options.revision, command=command
+            )
+            [(repo_id, value)] = add_dependencies(path, [requested], command=command)
+        except _core_errors() as err:
+            raise KernelsError(str(err)) from None
         try:
             lock(project)
         except BaseException:
@@ -375,10 +300,7 @@ class AddCommand(BaseCommand):
             path.write_text(before, encoding="utf-8")
             raise
         project.pyproject.reload()
-        shown = (
-            f"revision {value['revision']!r}" if isinstance(value, dict) else f"version {value!r}"
-        )
-        _echo(project, f"Added {repo_id} ({shown}) to [tool.kernels.dependencies]")
+        _echo(project, f"Added {repo_id} ({describe(value)}) to [tool.kernels.dependencies]")
         _echo(project, INSTALL_HINT)
 
 

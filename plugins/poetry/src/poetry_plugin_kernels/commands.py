@@ -167,17 +167,19 @@ class KernelsAddCommand(Command):
         return _run(self, self._handle)
 
     def _handle(self) -> int:
-        from poetry_plugin_kernels.edit import add_dependencies, describe, parse_requirement
+        from kernels.edit import add_dependencies, describe, parse_requirement
+
+        command = "poetry kernels add"
 
         root = workflow.project_root(self.poetry)
         texts: list[str] = list(self.argument("kernels"))
         revision: str | None = self.option("revision")
         if revision is not None and len(texts) != 1:
             raise workflow.PluginError("--revision applies to exactly one ORG/NAME")
-        requested = [parse_requirement(text, revision=revision) for text in texts]
+        requested = [parse_requirement(t, revision=revision, command=command) for t in texts]
         pyproject = root / "pyproject.toml"
         before = pyproject.read_text(encoding="utf-8")
-        added = add_dependencies(pyproject, requested)
+        added = add_dependencies(pyproject, requested, command=command)
         for repo, value in added:
             self.line(f"Using <c1>{repo}</c1> ({describe(value)})")
         from kernels.errors import KernelsError

@@ -1,4 +1,6 @@
-"""``poetry kernels add``: parse ``ORG/NAME[@SPEC]`` and write it into ``pyproject.toml`` with tomlkit.
+"""``kernels add``: parse ``ORG/NAME[@SPEC]`` and write it into ``pyproject.toml`` with tomlkit.
+
+The package-manager adapters (``pdm kernels add``, ``poetry kernels add``) call this module too.
 
 tomlkit keeps the rest of the file byte for byte (comments, order, quoting), which a plain TOML
 round trip would not.
@@ -15,11 +17,13 @@ from tomlkit.items import InlineTable, Table
 Value = int | str | dict[str, str]
 
 
-def parse_requirement(text: str, *, revision: str | None = None) -> tuple[str, Value | None]:
+def parse_requirement(
+    text: str, *, revision: str | None = None, command: str = "kernels add"
+) -> tuple[str, Value | None]:
     """Split ``ORG/NAME[@SPEC]`` into the repo and its ``[tool.kernels.dependencies]`` value.
 
     ``SPEC`` is ``N`` (branch ``vN``; written as an int) or a PEP 440 specifier or bare version
-    (tag ``v<version>``; written as a string), the forms ``pdm kernels add`` takes too. ``revision``
+    (tag ``v<version>``; written as a string). ``revision``
     (``--revision``: a branch, tag or commit) gives ``{ revision = "..." }`` instead. No ``SPEC``
     gives ``None``: :func:`default_spec` picks one. Raises ``ConfigError`` for an invalid value.
     """
@@ -37,18 +41,18 @@ def parse_requirement(text: str, *, revision: str | None = None) -> tuple[str, V
         value = {"revision": revision}
     elif sep:
         value = int(spec) if spec.isdigit() else spec
-    where = f"`poetry kernels add {text}`"
+    where = f"`{command} {text}`"
     try:
         parse_dependency(repo, 0 if value is None else value, where=where)
     except ConfigError as err:
         if isinstance(value, str):
-            raise ConfigError(f"{err}; for a branch, tag or commit use --revision") from None
+            raise ConfigError(f"{err}; for a branch, tag or commit use --revision {spec}") from None
         raise
     return repo, value
 
 
-def default_spec(repo: str) -> Value:
-    """The spec ``poetry kernels add ORG/NAME`` writes: the newest ``vN`` branch, else ``>=`` the
+def default_spec(repo: str, *, command: str = "kernels add") -> Value:
+    """The spec ``kernels add ORG/NAME`` writes: the newest ``vN`` branch, else ``>=`` the
     newest ``v<version>`` tag (one Hub request). Raises ``ResolutionError`` when there is neither."""
     from kernels.errors import ResolutionError
     from kernels.inspect import versions
@@ -60,7 +64,7 @@ def default_spec(repo: str) -> Value:
         return f">={data['versions'][0]['version']}"
     raise ResolutionError(
         f"{repo} has no vN branches or v<version> tags; name what to lock: "
-        f"`poetry kernels add {repo} --revision <branch|tag|commit>`"
+        f"`{command} {repo} --revision <branch|tag|commit>`"
     )
 
 
@@ -112,10 +116,34 @@ def set_dependencies(text: str, entries: list[tuple[str, Value]]) -> str:
 
 
 def add_dependencies(
-    pyproject: Path, requested: list[tuple[str, Value | None]]
+    pyproject: Path, requested: list[tuple[str, Value | None]], *, command: str = "kernels add"
 ) -> list[tuple[str, Value]]:
     """Write the requested dependencies into ``pyproject`` (specs picked where missing)."""
-    entries = [(repo, default_spec(repo) if v is None else v) for repo, v in requested]
+    entries = [
+        (repo, default_spec(repo, command=command) if v is None else v) for repo, v in requested
+    ]
     text = pyproject.read_text(encoding="utf-8")
     pyproject.write_text(set_dependencies(text, entries), encoding="utf-8")
     return entries
+
+
+def add_command(project_dir: Path, requirements: list[str], *, revision: str | None) -> int:
+    """``kernels add``: add kernels to ``[tool.kernels.dependencies]`` and lock them.
+
+    Nothing is kept when locking fails: ``pyproject.toml`` is put back as it was.
+    """
+    from kernels.project import lock_project
+
+    pyproject = Path(project_dir) / "pyproject.toml"
+    requested = [parse_requirement(r, revision=revision) for r in requirements]
+    before = pyproject.read_text(encoding="utf-8")
+    entries = add_dependencies(pyproject, requested)
+    try:
+        result = lock_project(project_dir)
+    except BaseException:
+        pyproject.write_text(before, encoding="utf-8")
+        raise
+    for repo, value in entries:
+        print(f"added {repo} ({describe(value)}) to [tool.kernels.dependencies]")
+    print(f"locked {len(result.lock.kernels)} kernel(s) in {result.path}")
+    return 0

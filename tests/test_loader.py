@@ -237,3 +237,33 @@ def test_cli_versions_and_info(hub, activation_repo):  # type: ignore[no-untyped
         [*run, "info", "kernels-test/missing-repo"], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_recently_confirmed_branches_cost_no_request(hub, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Within KERNELS_REF_MAX_AGE a branch load asks the Hub nothing; with 0 it always asks and
+    sees a moved branch; locking always asks."""
+    repo = unique_repo("ttl")
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
+    assert get_kernel(repo, version=1).__version__ == "0.1.0"
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.1")], branch="v1", tags=["v0.1.1"])
+    hub.reset_requests()
+    code = f"import kernels; print(kernels.get_kernel({repo!r}, version=1).__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0.1.0" and hub.requests() == []  # confirmed moments ago
+    env = {**os.environ, "KERNELS_REF_MAX_AGE": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "0.1.1"
+    assert [r.path for r in hub.requests() if "/revision/" in r.path]
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "pyproject.toml").write_text(f'[tool.kernels.dependencies]\n"{repo}" = 1\n')
+    monkeypatch.setenv("KERNELS_REF_MAX_AGE", "3600")
+    from kernels.project import lock_project
+
+    assert lock_project(proj).lock.kernels[repo].ref == "v1"
+    assert (
+        lock_project(proj, upgrade=True).lock.kernels[repo].commit
+        == kernels.install_kernel(repo, revision="v0.1.1").parts[-3]
+    )

@@ -609,7 +609,8 @@ def test_misc_endpoints(hub: HubServer, hf_api: HfApi) -> None:
     status, _, body = raw(hub, "POST", "/api/validate-yaml", body=b'{"content": "x"}')
     assert status == 200 and json.loads(body) == {"errors": [], "warnings": []}
     status, headers, body = raw(hub, "GET", "/api/agent-harnesses")
-    assert status == 404 and headers["content-type"].startswith("application/json")
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(body) == {"standardEnvVars": [], "harnesses": {}}
     assert raw(hub, "GET", "/no/such/route")[0] == 404
     assert raw(hub, "PUT", "/api/kernels/a/b")[0] == 404
     status, _, body = raw(hub, "POST", "/api/kernels/a/b/preupload/main", body=b'{"files": []}')

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kernels.errors import KernelsError
 from kernels.fsutil import atomic_write, safe_relpath
 from kernels.hub import REPO_TYPES, Refs, RemoteFile, is_commit_sha, validate_repo_id
 
@@ -86,6 +88,16 @@ class RepoCache:
         path = self.dir / "refs" / safe_relpath(name, what="a ref name")
         if self.read_ref(name) != commit:
             atomic_write(path, commit)
+        else:
+            os.utime(path)  # confirmed by the Hub just now: restarts its KERNELS_REF_MAX_AGE
+
+    def ref_age(self, name: str) -> float | None:
+        """Seconds since ref ``name`` was last confirmed by the Hub, or ``None`` if not cached."""
+        try:
+            path = self.dir / "refs" / safe_relpath(name, what="a ref name")
+            return time.time() - path.stat().st_mtime
+        except (OSError, KernelsError):
+            return None
 
     def save_refs(self, refs: Refs) -> None:
         """Keep the branches and tags for offline version resolution; also write ``refs/<name>``."""

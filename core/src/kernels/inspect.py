@@ -73,7 +73,7 @@ def info(repo_id: str, *, revision: str | None = None) -> dict[str, Any]:
     from kernels.platform import detect_platform
     from kernels.resolve import make_request, resolve
 
-    resolved = resolve(make_request(repo_id, revision=revision))
+    resolved = resolve(make_request(repo_id, revision=revision), fresh=True)
     verdicts = get_kernel_variants(repo_id, revision=resolved.commit)
     plat = detect_platform()
     best = verdicts[0].name if verdicts and verdicts[0].accepted else None

@@ -55,7 +55,7 @@ def lock_dependency(dep: Dependency) -> LockedKernel:
     from kernels.loader import variant_names
     from kernels.resolve import resolve
 
-    resolved = resolve(dep.request())
+    resolved = resolve(dep.request(), fresh=True)
     files, repo_type = list_files(dep.repo_id, resolved.commit)
     rc = RepoCache(dep.repo_id, repo_type)
     rc.save_listing(resolved.commit, files)

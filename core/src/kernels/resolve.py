@@ -8,6 +8,7 @@ offline (or from the cache), everything resolves through what earlier online cal
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -137,9 +138,35 @@ def resolve_cached(req: Request) -> Resolved | None:
     return None
 
 
-def resolve(req: Request, *, cache_only: bool = False) -> Resolved:
-    """Resolve ``req`` to a commit: from the cache when it is a cached commit or when offline,
-    else with one request to the Hub. Records refs so later offline calls resolve the same way."""
+def ref_max_age() -> float:
+    """Seconds a branch or tag resolved online is reused without asking the Hub again
+    (``KERNELS_REF_MAX_AGE``, default 300; 0 asks on every load)."""
+    try:
+        return max(0.0, float(os.environ.get("KERNELS_REF_MAX_AGE", "300")))
+    except ValueError:
+        return 300.0
+
+
+def resolve_recent(req: Request, max_age: float) -> Resolved | None:
+    """A branch or tag that the Hub confirmed less than ``max_age`` seconds ago, from the cache.
+
+    Only used for loads: many processes starting at once then ask the Hub nothing (no 429s), at
+    the price of seeing a moved branch up to ``max_age`` seconds late. Locking always asks.
+    """
+    if req.revision is None:
+        return None
+    for rc in cached_repos(req.repo_id):
+        age = rc.ref_age(req.revision)
+        sha = rc.read_ref(req.revision)
+        if sha is not None and age is not None and 0 <= age < max_age:
+            return Resolved(req, sha, rc.repo_type, req.revision)
+    return None
+
+
+def resolve(req: Request, *, cache_only: bool = False, fresh: bool = False) -> Resolved:
+    """Resolve ``req`` to a commit: from the cache when it is a cached commit, when offline, or
+    (unless ``fresh``) when the Hub confirmed the branch or tag within ``KERNELS_REF_MAX_AGE``;
+    else with one request. Records refs so later offline calls resolve the same way."""
     if req.revision is not None and is_commit_sha(req.revision):
         cached = resolve_cached(req)
         if cached is not None:
@@ -153,6 +180,10 @@ def resolve(req: Request, *, cache_only: bool = False) -> Resolved:
                 "run the same call once online (or `kernels download`) to fetch it"
             )
         return cached
+    if not fresh and (max_age := ref_max_age()) > 0:
+        recent = resolve_recent(req, max_age)
+        if recent is not None:
+            return recent
     if req.specifier is not None:
         refs, repo_type = list_refs(req.repo_id)
         RepoCache(req.repo_id, repo_type).save_refs(refs)

@@ -160,6 +160,10 @@ class HubApp:
             return self._delete_repo(req)
         if s == ["validate-yaml"] and method == "POST":
             return json_response({"errors": [], "warnings": []})
+        if s == ["agent-harnesses"] and read:
+            # huggingface_hub >= 1.20 asks this once a day to build its user agent; an empty
+            # registry (which it caches) detects no agent and spares every new process the request.
+            return json_response({"standardEnvVars": [], "harnesses": {}})
         if len(s) == 3 and s[0] == "organizations" and s[2] == "overview" and read:
             org = names.check_repo_part(s[1])
             return json_response(

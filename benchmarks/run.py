@@ -649,7 +649,7 @@ def checks(
                 else cell(f"fails: {m.error}")
             )
             if key == "warm":
-                measured += " (resolving the branch `v1` is one request by design)"
+                measured += " (branch `v1` confirmed within `KERNELS_REF_MAX_AGE`)"
             out.append(
                 Check(
                     f"{title} at {latency:g} ms: 0 requests, < 50 ms beyond import torch + kernel import",

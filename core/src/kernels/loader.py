@@ -52,9 +52,19 @@ def listing_for(
             f"the file listing of {resolved.request.repo_id}@{resolved.commit} is not cached and "
             "HF_HUB_OFFLINE is set; load it once online (or run `kernels download`)"
         )
-    files, repo_type = list_files(resolved.request.repo_id, resolved.commit)
-    rc = RepoCache(resolved.request.repo_id, repo_type)
-    rc.save_listing(resolved.commit, files)
+    if not resolved.repo_type:
+        files, repo_type = list_files(resolved.request.repo_id, resolved.commit)
+        rc = RepoCache(resolved.request.repo_id, repo_type)
+        rc.save_listing(resolved.commit, files)
+        return rc, files
+    rc = RepoCache(resolved.request.repo_id, resolved.repo_type)
+    # Processes starting together list the tree once: the others wait, then read the cached copy.
+    with rc.lock(f"listing-{resolved.commit}"):
+        cached = rc.load_listing(resolved.commit)
+        if cached is not None:
+            return rc, cached
+        files, _ = list_files(resolved.request.repo_id, resolved.commit)
+        rc.save_listing(resolved.commit, files)
     return rc, files
 
 

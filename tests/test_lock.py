@@ -252,9 +252,13 @@ def _sample_package(root: Path, repo: str, dist: str) -> Path:
 
 
 @pytest.mark.parametrize("editable", [False, True], ids=["regular", "editable"])
-def test_setuptools_package_finds_its_lock(repos, tmp_path, editable):  # type: ignore[no-untyped-def]
+def test_setuptools_package_finds_its_lock(hub, tmp_path, editable):  # type: ignore[no-untyped-def]
+    """Installed regular or editable, the package finds its own lock; an editable install follows
+    the source tree's kernels.lock at once, a regular one keeps the lock it was built with."""
+    repo = unique_repo("st")
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
     dist = f"sample_st_{'e' if editable else 'r'}_{os.getpid()}"
-    proj = _sample_package(tmp_path / "proj", repos["norm"], dist)
+    proj = _sample_package(tmp_path / "proj", repo, dist)
     lock_project(proj)
     out = subprocess.run([*CLI, "download", str(proj)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -263,18 +267,52 @@ def test_setuptools_package_finds_its_lock(repos, tmp_path, editable):  # type: 
     cmd = [sys.executable, "-m", "pip", "install", "-v", "--no-build-isolation", "--no-deps"]
     cmd += ["-e", str(proj)] if editable else [str(proj)]
     inst = subprocess.run(cmd, capture_output=True, text=True)
-    try:
-        assert inst.returncode == 0, inst.stdout + inst.stderr
-        assert "kernels: embedded kernels.lock" in inst.stdout + inst.stderr
-        code = f"import {dist}; print({dist}.norm.__version__)"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    code = f"import {dist}; print({dist}.norm.__version__)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    def loaded() -> str:
         run = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
         )
         assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == "0.1.0"
+        return run.stdout.strip()
+
+    try:
+        assert inst.returncode == 0, inst.stdout + inst.stderr
+        assert "kernels: embedded kernels.lock" in inst.stdout + inst.stderr
+        assert loaded() == "0.1.0"
+        publish(hub.endpoint, repo, [universal_rmsnorm("0.1.1")], branch="v1", tags=["v0.1.1"])
+        lock_project(proj, upgrade=True)
+        assert subprocess.run([*CLI, "download", str(proj)], capture_output=True).returncode == 0
+        assert loaded() == ("0.1.1" if editable else "0.1.0")
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", dist], capture_output=True)
+
+
+def test_setuptools_sdist_carries_the_lock(repos, tmp_path):  # type: ignore[no-untyped-def]
+    """The core's setuptools file finder puts kernels.lock in sdists without a MANIFEST.in."""
+    import tarfile
+
+    proj = _sample_package(tmp_path / "proj", repos["norm"], "sample_sdist")
+    lock_project(proj)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import build_meta as b; print(b.build_sdist('dist'))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=proj,
+    )
+    assert out.returncode == 0, out.stderr
+    sdist = proj / "dist" / out.stdout.strip().splitlines()[-1]
+    with tarfile.open(sdist) as tar:
+        names = [n.split("/", 1)[1] for n in tar.getnames() if "/" in n]
+        assert "kernels.lock" in names
+        member = next(m for m in tar.getmembers() if m.name.endswith("/kernels.lock"))
+        data = tar.extractfile(member)
+        assert data is not None and data.read().decode() == (proj / "kernels.lock").read_text()
 
 
 def test_kernels_add_keeps_formatting_and_locks(repos, tmp_path):  # type: ignore[no-untyped-def]

@@ -163,9 +163,7 @@ def has_kernel(
     backend: str | None = None,
 ) -> bool:
     """True when ``repo_id`` at that revision has a build variant this interpreter can load."""
-    resolved = resolve(make_request(repo_id, revision=revision, version=version))
-    _, listing = listing_for(resolved)
-    verdicts = rank_variants(variant_names(listing), detect_platform(backend))
+    verdicts = get_kernel_variants(repo_id, revision=revision, version=version, backend=backend)
     return bool(verdicts) and verdicts[0].accepted
 
 

@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 
 from kernels.cache import RepoCache
 from kernels.config import Dependency, read_config
-from kernels.errors import KernelsError, LockfileError
+from kernels.errors import KernelsError
 from kernels.fetch import listing_hash, variant_files
 from kernels.lockfile import LOCK_NAME, Lock, LockedKernel, read_lock
 from kernels.resolve import parse_specifier
@@ -300,7 +300,6 @@ def download_command(project_dir: Path, *, all_variants: bool) -> int:
 __all__ = [
     "DownloadResult",
     "LockResult",
-    "LockfileError",
     "download_in_interpreter",
     "download_locked",
     "lock_path",

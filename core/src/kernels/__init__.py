@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.18.0"
-
 _EXPORTS: dict[str, str] = {
     "get_kernel": "kernels.loader",
     "install_kernel": "kernels.loader",
@@ -55,6 +53,14 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # Read from the installed distribution so that it always agrees with what
+        # ``importlib.metadata`` (and so transformers' version gate) sees.
+        from importlib.metadata import version
+
+        value = version("kernels")
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kernels' has no attribute {name!r}")

@@ -52,3 +52,11 @@ class NotFoundOnHubError(HubError):
 
 class MissingDependencyError(KernelsError, ImportError):
     """A package the kernel needs (torch, or one of its ``python-depends``) is not installed."""
+
+
+class LayerError(KernelsError, ValueError):
+    """A hub layer is missing from its kernel, or no mapping or mode serves a marked layer."""
+
+
+class LayerValidationError(KernelsError, TypeError):
+    """A hub layer does not fit the module it would replace (state of its own, other forward)."""

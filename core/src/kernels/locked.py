@@ -32,7 +32,7 @@ def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
     return parse_lock(found.text, where=found.where).get(repo_id)
 
 
-def _load(
+def load_entry(
     entry: LockedKernel,
     *,
     backend: str | None,
@@ -40,6 +40,8 @@ def _load(
     hint: str,
     user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
+    """Import the kernel ``entry`` pins, verified against its hash; download it unless
+    ``cache_only`` (then a miss names ``hint``, the command that fills the cache)."""
     from kernels.cache import RepoCache
     from kernels.loader import choose_variant, install
     from kernels.verify import verify_variant
@@ -81,7 +83,7 @@ def load_kernel(
     """
     entry = locked_entry(repo_id, lockfile)
     hint = f"kernels download {Path(lockfile).parent}" if lockfile else "kernels download"
-    return _load(entry, backend=backend, cache_only=True, hint=hint)
+    return load_entry(entry, backend=backend, cache_only=True, hint=hint)
 
 
 def get_locked_kernel(
@@ -97,6 +99,6 @@ def get_locked_kernel(
     ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
     """
     entry = locked_entry(repo_id, lockfile)
-    return _load(
+    return load_entry(
         entry, backend=backend, cache_only=False, hint="kernels download", user_agent=user_agent
     )

@@ -13,7 +13,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kernels.errors import InvalidArgumentError, LayerError
-from kernels.hub import validate_repo_id
 
 if TYPE_CHECKING:
     from torch import nn
@@ -39,6 +38,13 @@ _BACKEND_OF_DEVICE = {
 def backend_for(device_type: str | None) -> str | None:
     """The loader backend that serves ``device_type`` (``None``: detect it)."""
     return None if device_type is None else _BACKEND_OF_DEVICE.get(device_type)
+
+
+def validate_repo_id(repo_id: object) -> str:
+    """The loader's repo id check, imported when first needed (it brings the HTTP layer)."""
+    from kernels.hub import validate_repo_id as check
+
+    return check(repo_id)
 
 
 def _frozen_trust(trust: TrustRemoteCode) -> bool | tuple[str, ...]:

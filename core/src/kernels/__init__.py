@@ -100,13 +100,28 @@ if TYPE_CHECKING:
     from kernels.locked import get_locked_kernel, load_kernel
 
 
+def _version() -> str:
+    # The installed distribution's, so that it always agrees with what ``importlib.metadata`` (and
+    # so transformers' version gate) sees; from a source tree on ``sys.path``, its pyproject's.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kernels")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+        found = re.search(r'^version = "([^"]+)"', text, re.M)
+        if found is None:
+            raise
+        return found.group(1)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        # Read from the installed distribution so that it always agrees with what
-        # ``importlib.metadata`` (and so transformers' version gate) sees.
-        from importlib.metadata import version
-
-        value = version("kernels")
+        value = _version()
         globals()[name] = value
         return value
     module = _EXPORTS.get(name)

@@ -37,3 +37,17 @@ class NotInCacheError(KernelsError):
 
 class HubError(KernelsError):
     """The Hub answered with an error or could not be reached."""
+
+
+class FileSystemError(KernelsError, OSError):
+    """A file could not be read or written (no space, read-only, permissions); ``errno`` is kept.
+
+    Also an :class:`OSError`, so code that caught the raw error keeps working.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()
+
+
+class Interrupted(KernelsError):
+    """A download was stopped because the process is being interrupted (Ctrl-C)."""

@@ -52,8 +52,13 @@ def _load(entry: LockedKernel, *, backend: str | None, cache_only: bool, hint: s
             cache_only=cache_only,
         )
     except NotInCacheError:
+        damage = (
+            RepoCache(entry.repo_id, entry.repo_type or "kernel").damage_note(entry.commit, variant)
+            if variant
+            else ""
+        )
         raise NotInCacheError(
-            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache; run `{hint}` "
+            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache{damage}; run `{hint}` "
             "(or use get_locked_kernel, which downloads)"
         ) from None
     if expected is not None:

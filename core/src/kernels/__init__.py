@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "IntegrityError": "kernels.errors",
     "NotInCacheError": "kernels.errors",
     "HubError": "kernels.errors",
+    "FileSystemError": "kernels.errors",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -35,6 +36,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:
     from kernels.errors import (
         ConfigError,
+        FileSystemError,
         HubError,
         IntegrityError,
         KernelsError,

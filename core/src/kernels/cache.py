@@ -150,42 +150,52 @@ class RepoCache:
         data = _read_json(self._marker(self.snapshot(commit).name, variant))
         return data if isinstance(data, dict) else None
 
-    def missing_file(self, commit: str, variant: str, record: dict[str, Any]) -> str | None:
-        """The first file ``record`` lists that is gone, unreadable or of the wrong size, or ``None``.
+    def damaged_file(
+        self, commit: str, variant: str, record: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """The first file ``record`` lists that is not as it was written, and how: ``("build/<v>/x",
+        "is gone" | "is unreadable" | "changed size")``; ``None`` when all are in place.
 
         Cheap (a ``stat`` and an access check per file, no hashing): content is checked when the
         file is downloaded, and against the lock by :mod:`kernels.verify`.
         """
         files, sizes = record.get("files"), record.get("sizes", {})
         if not isinstance(files, dict) or not files or not isinstance(sizes, dict):
-            return "build/" + variant
+            return f"build/{variant}", "is gone"
         folder = self.variant_dir(commit, variant)
         for rel in sorted(files):
             path = folder / safe_relpath(rel, what=f"the completion record of {variant}")
+            where = f"build/{variant}/{rel}"
             try:
                 size = path.stat().st_size
             except OSError:
-                return f"build/{variant}/{rel}"
-            if size != sizes.get(rel, size) or not os.access(path, os.R_OK):
-                return f"build/{variant}/{rel}"
+                return where, "is gone"
+            if size != sizes.get(rel, size):
+                return where, "changed size"
+            if not os.access(path, os.R_OK):
+                return where, "is unreadable"
         return None
 
     def completion(self, commit: str, variant: str) -> dict[str, Any] | None:
         """The completion record of a downloaded, verified variant whose files are all still in
-        place (see :meth:`missing_file`), or ``None``."""
+        place (see :meth:`damaged_file`), or ``None``."""
         record = self.completion_record(commit, variant)
-        if record is None or self.missing_file(commit, variant, record) is not None:
+        if record is None or self.damaged_file(commit, variant, record) is not None:
             return None
         return record
 
+    def damage(self, commit: str, variant: str) -> tuple[str, str] | None:
+        """What :meth:`damaged_file` says about the variant's recorded files, if it has a record."""
+        record = self.completion_record(commit, variant)
+        return None if record is None else self.damaged_file(commit, variant, record)
+
     def damage_note(self, commit: str, variant: str) -> str:
         """For messages about a variant that is not usable from the cache: which of its files
-        went missing since it was complete (e.g. `` (build/x/_ops.py is gone ...)``), or ``""``."""
-        record = self.completion_record(commit, variant)
-        missing = None if record is None else self.missing_file(commit, variant, record)
-        if missing is None:
+        changed since it was complete (e.g. `` (build/x/_ops.py is gone since ...)``), or ``""``."""
+        damage = self.damage(commit, variant)
+        if damage is None:
             return ""
-        return f" ({missing} is gone, unreadable or truncated: the cache was changed since)"
+        return f" ({damage[0]} {damage[1]} since it was downloaded: the cache was changed)"
 
     def mark_complete(self, commit: str, variant: str, record: dict[str, Any]) -> None:
         """Record that every file of ``variant`` at ``commit`` is in place and verified."""

@@ -60,11 +60,13 @@ def listing_hash(files: dict[str, RemoteFile]) -> str:
     return variant_hash((rel, f.digest) for rel, f in files.items())
 
 
-def _usable(blob: Path, size: int) -> bool:
-    """True when ``blob`` is there, of its listed size and readable (its content was verified
-    when it was moved into place)."""
+def _in_place(blob: Path, f: RemoteFile) -> bool:
+    """True when ``blob`` is there, readable and holds ``f``'s content (checked again: the
+    variant is being (re)built, perhaps because someone changed the cache)."""
     try:
-        return blob.stat().st_size == size and os.access(blob, os.R_OK)
+        if blob.stat().st_size != f.size or not os.access(blob, os.R_OK):
+            return False
+        return content_id(blob, f.digest) == f.digest
     except OSError:
         return False
 
@@ -72,17 +74,17 @@ def _usable(blob: Path, size: int) -> bool:
 def _download_one(
     rc: RepoCache, commit: str, f: RemoteFile, user_agent: str | dict[str, str] | None
 ) -> None:
-    """Put one verified blob in place (no-op when a verified blob is already there).
+    """Put one verified blob in place (no-op when the right one is already there).
 
     The bytes go to ``blobs/<content id>.incomplete`` (``huggingface_hub``'s name, under its
     per-blob lock), so a transfer cut short by a crash, a kill or Ctrl-C is resumed by the next
     run; a leftover that turns out wrong is dropped and fetched again from the start.
     """
     blob = rc.blob(f.digest)
-    if _usable(blob, f.size):
+    if _in_place(blob, f):
         return
     with rc.blob_lock(f.digest):
-        if _usable(blob, f.size):
+        if blob.exists() and _in_place(blob, f):
             return
         part = blob.with_name(f"{f.digest}.incomplete")
         try:
@@ -167,31 +169,38 @@ def _fetch_part(
 def _receive(r: Any, part: Path, have: int, size: int, where: str, url: str) -> int:
     """Append the body of ``r`` to ``part`` from offset ``have``; return the new length.
 
-    Only bytes actually written count, so a failed write is never resumed past.
+    Only bytes actually written count, so a failed write is never resumed past; writes are
+    unbuffered, so no failure surfaces later (at close) disguised as a dropped connection.
     """
     try:
-        out = open(part, "r+b" if have else "wb")  # noqa: SIM115 (closed below; errors mapped)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o666)
     except OSError as err:
         raise fs_error(err, part) from err
-    with out:
-        try:
-            out.seek(have)
-            out.truncate()
-        except OSError as err:
-            raise fs_error(err, part) from err
+    try:
+        _on_disk(part, os.ftruncate, fd, have)
+        _on_disk(part, os.lseek, fd, have, os.SEEK_SET)
         for chunk in r.iter_bytes():
             check_interrupted()
             if have + len(chunk) > size:
                 raise IntegrityError(
                     f"{where} is larger than its listed size {size}; refusing it ({url})"
                 )
-            try:
-                out.write(chunk)
-                out.flush()
-            except OSError as err:
-                raise fs_error(err, part) from err
+            view = memoryview(chunk)
+            while view:
+                view = view[_on_disk(part, os.write, fd, view) :]
             have += len(chunk)
+    finally:
+        with contextlib.suppress(OSError):  # nothing is buffered: closing loses nothing
+            os.close(fd)
     return have
+
+
+def _on_disk(part: Path, op: Any, *args: Any) -> Any:
+    """``op(*args)`` on the partial file, its failure as a ``FileSystemError`` naming it."""
+    try:
+        return op(*args)
+    except OSError as err:
+        raise fs_error(err, part) from err
 
 
 def _check_and_place(rc: RepoCache, commit: str, f: RemoteFile, part: Path, blob: Path) -> None:
@@ -266,10 +275,10 @@ def ensure_variant(
             "files": {rel: f.digest for rel, f in sorted(files.items())},
             "sizes": {rel: f.size for rel, f in sorted(files.items())},
         }
-        missing = rc.missing_file(commit, variant, record)
-        if missing is not None:
+        damage = rc.damaged_file(commit, variant, record)
+        if damage is not None:
             raise KernelsError(
-                f"{missing} of {rc.repo_id}@{commit[:12]} is not readable after downloading it; "
+                f"{damage[0]} of {rc.repo_id}@{commit[:12]} {damage[1]} right after its download; "
                 f"check the owner and mode of {rc.dir}"
             )
         check_interrupted()  # Ctrl-C since: the record is not written

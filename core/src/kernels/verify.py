@@ -68,8 +68,8 @@ def verify_variant(rc: RepoCache, commit: str, variant: str, expected: str) -> N
         rc.clear_complete(commit, variant)
         raise IntegrityError(
             f"cached files of {rc.repo_id}@{commit[:12]} build/{variant} do not match the lock "
-            f"(changed: {culprit}); refusing to import. Delete {folder.parent.parent} and run "
-            "`kernels download` to fetch a clean copy"
+            f"(changed: {culprit}); refusing to import. Run `kernels download` (online) to fetch "
+            "a clean copy of what changed"
         )
     # Only saves the next load the hashing: a read-only or full cache loads without it.
     try_write(memo_path, json.dumps({"hash": expected, "stats": stats}, sort_keys=True))

@@ -162,18 +162,19 @@ class RepoCache:
         files, sizes = record.get("files"), record.get("sizes", {})
         if not isinstance(files, dict) or not files or not isinstance(sizes, dict):
             return f"build/{variant}", "is gone"
-        folder = self.variant_dir(commit, variant)
+        # Plain strings: this runs on every load, and pathlib's joins would cost more than the
+        # stats. The paths are only stat'ed, never opened, so the record's names need no check.
+        folder = str(self.variant_dir(commit, variant))
         for rel in sorted(files):
-            path = folder / safe_relpath(rel, what=f"the completion record of {variant}")
-            where = f"build/{variant}/{rel}"
+            path = os.path.join(folder, rel)
             try:
-                size = path.stat().st_size
-            except OSError:
-                return where, "is gone"
+                size = os.stat(path).st_size
+            except (OSError, ValueError):
+                return f"build/{variant}/{rel}", "is gone"
             if size != sizes.get(rel, size):
-                return where, "changed size"
+                return f"build/{variant}/{rel}", "changed size"
             if not os.access(path, os.R_OK):
-                return where, "is unreadable"
+                return f"build/{variant}/{rel}", "is unreadable"
         return None
 
     def completion(self, commit: str, variant: str) -> dict[str, Any] | None:

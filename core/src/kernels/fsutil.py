@@ -22,8 +22,11 @@ _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 def describe_os_error(err: OSError, path: Path | str | None = None) -> str:
     """One line saying what went wrong with ``path`` (default: the error's file) and what to do."""
-    where = str(path if path is not None else (err.filename or "a file"))
+    named = path if path is not None else err.filename
     code = err.errno
+    if named is None:
+        return str(err.strerror or err)
+    where = str(named)
     if code in _NO_SPACE:
         return f"no space left on {where}; free some space and try again"
     if code == errno.EROFS:
@@ -67,13 +70,25 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
+def _keep_mode_and_owner(fd: int, path: Path, old: os.stat_result) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, old.st_mode & 0o7777)
+    else:  # Windows before 3.13: only the read-only bit exists
+        os.chmod(path, old.st_mode & 0o7777)
+    if hasattr(os, "fchown") and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(OSError):  # only root may; others keep their own
+            os.fchown(fd, old.st_uid, old.st_gid)
+
+
+def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
 
     A new file gets the umask's mode (0644 under 022); an existing file keeps its mode (and,
     where allowed, its owner). On any
     failure ``path`` is left byte for byte as it was and a
     :class:`~kernels.errors.FileSystemError` says what went wrong ("no space left on ...").
+    ``durable`` (the default, for users' files) fsyncs the data and the rename; cache
+    bookkeeping, which a crash can only make incomplete, passes ``False``.
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp: Path | None = None
@@ -86,16 +101,15 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         fd, tmp = _new_file(path.parent, path.name, ".tmp")
         with os.fdopen(fd, "wb") as f:
             if old is not None:
-                os.fchmod(f.fileno(), old.st_mode & 0o7777)
-                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-                    with contextlib.suppress(OSError):  # only root may; others keep their own
-                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                _keep_mode_and_owner(f.fileno(), tmp, old)
             f.write(raw)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except OSError as err:
         raise fs_error(err, path) from err
     finally:
@@ -108,7 +122,7 @@ def try_write(path: Path, data: bytes | str) -> bool:
     """:func:`atomic_write` for memos that only save work later: ``False`` instead of raising
     when the folder is read-only, full or not ours."""
     try:
-        atomic_write(path, data)
+        atomic_write(path, data, durable=False)
     except OSError:
         return False
     return True

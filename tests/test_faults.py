@@ -151,13 +151,15 @@ def shared() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# The interpreter may live where only root can read (pyenv under /root): the child imports what
-# the work needs while still root, then becomes nobody before it touches any cache or project.
+# The interpreter and the checkout may live where only root can read (pyenv under /root): the
+# child imports what the work needs while still root, then becomes nobody, with an empty
+# sys.path (as if nothing it has not imported were readable), before it touches a cache or a
+# project.
 AS_NOBODY = """
 import os, pwd, sys
 import huggingface_hub, huggingface_hub.errors, huggingface_hub.utils, torch
 import kernels, kernels.cli, kernels.fetch, kernels.locked, kernels.loader, kernels.project
-import kernels.verify, kernels.http, kernels.hub
+import kernels.verify, kernels.http, kernels.hub, kernels.edit, kernels.inspect, kernels.distmeta
 import encodings.idna
 try:  # one request as root loads the HTTP stack's lazy modules
     kernels.http.get(kernels.hub.endpoint() + "/api/kernels/warm/up/refs")
@@ -166,6 +168,7 @@ except Exception:
 who = pwd.getpwnam("nobody")
 os.setgroups([]); os.setgid(who.pw_gid); os.setuid(who.pw_uid)
 assert os.geteuid() == who.pw_uid
+sys.path[:] = []
 """
 
 

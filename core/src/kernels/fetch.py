@@ -96,10 +96,17 @@ def _download_one(
                 stale.unlink()
         try:
             resumed = _fetch_part(rc, commit, f, part, user_agent)
-            if resumed and content_id(part, f.digest) != f.digest:
+            actual = content_id(part, f.digest)
+            if actual != f.digest and resumed:
                 part.unlink()  # a leftover from another run went wrong: start from scratch
                 _fetch_part(rc, commit, f, part, user_agent)
-            _check_and_place(rc, commit, f, part, blob)
+                actual = content_id(part, f.digest)
+            if actual != f.digest:
+                raise IntegrityError(
+                    f"{f.path} from {rc.repo_id}@{commit} does not match its listed content id "
+                    f"({actual} != {f.digest}); refusing it ({_url(rc, commit, f)})"
+                )
+            _on_disk(blob, os.replace, part, blob)
         except (IntegrityError, FileSystemError):
             # Nothing half-written: wrong bytes, or bytes a full or read-only disk cut short.
             with contextlib.suppress(OSError):
@@ -195,25 +202,12 @@ def _receive(r: Any, part: Path, have: int, size: int, where: str, url: str) -> 
     return have
 
 
-def _on_disk(part: Path, op: Any, *args: Any) -> Any:
-    """``op(*args)`` on the partial file, its failure as a ``FileSystemError`` naming it."""
+def _on_disk(path: Path, op: Any, *args: Any) -> Any:
+    """``op(*args)``, its failure as a ``FileSystemError`` naming ``path``."""
     try:
         return op(*args)
     except OSError as err:
-        raise fs_error(err, part) from err
-
-
-def _check_and_place(rc: RepoCache, commit: str, f: RemoteFile, part: Path, blob: Path) -> None:
-    actual = content_id(part, f.digest)
-    if actual != f.digest:
-        raise IntegrityError(
-            f"{f.path} from {rc.repo_id}@{commit} does not match its listed content id "
-            f"({actual} != {f.digest}); refusing it ({_url(rc, commit, f)})"
-        )
-    try:
-        os.replace(part, blob)
-    except OSError as err:
-        raise fs_error(err, blob) from err
+        raise fs_error(err, path) from err
 
 
 def _link(rc: RepoCache, commit: str, path: str, digest: str) -> None:

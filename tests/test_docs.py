@@ -127,6 +127,7 @@ def test_environment_page_names_every_variable_the_core_reads() -> None:
     src = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "core" / "src").rglob("*.py"))
     read = set(re.findall(r"os\.environ\.get\(\s*\"([A-Z0-9_]+)\"", src))
     read |= set(re.findall(r"os\.environ\[\s*\"([A-Z0-9_]+)\"\s*\]", src))
+    read |= set(re.findall(r"env_number\(\s*\"([A-Z0-9_]+)\"", src))
     assert {"HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE"} <= read
     page = (DOCS / "env.md").read_text(encoding="utf-8")
     missing = sorted(v for v in read if f"`{v}`" not in page)

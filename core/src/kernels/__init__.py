@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "IntegrityError": "kernels.errors",
     "NotInCacheError": "kernels.errors",
     "HubError": "kernels.errors",
+    "FileSystemError": "kernels.errors",
     "InvalidArgumentError": "kernels.errors",
     "NotFoundOnHubError": "kernels.errors",
     "MissingDependencyError": "kernels.errors",
@@ -56,6 +57,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:
     from kernels.errors import (
         ConfigError,
+        FileSystemError,
         HubError,
         IntegrityError,
         InvalidArgumentError,

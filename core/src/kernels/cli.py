@@ -22,6 +22,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number (0 picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give 0-65535 (0 picks a free one)"
+        )
+    return port
+
+
 def _cmd_lock(args: argparse.Namespace) -> int:
     from kernels.project import check_command, lock_command
 
@@ -81,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("root", metavar="ROOT", help="folder holding the bare git repositories")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    p.add_argument(
+        "--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)"
+    )
     p.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay every answer by this many milliseconds"
     )
@@ -154,6 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KernelsError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file or folder the library did not name itself
+        from kernels.fsutil import describe_os_error
+
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

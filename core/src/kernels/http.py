@@ -8,25 +8,31 @@ and dropped connections, honouring ``Retry-After``, with a bounded total wait.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kernels import __version__
+from kernels.envvars import env_number
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def timeout() -> float:
-    """Seconds to wait for a connection or a read (``KERNELS_HTTP_TIMEOUT``, default 30)."""
-    return float(os.environ.get("KERNELS_HTTP_TIMEOUT", "30"))
+    """Seconds to wait for a connection or a read (``KERNELS_HTTP_TIMEOUT``, default 30).
+
+    A value that is not a positive number raises ``KernelsError`` naming the variable.
+    """
+    return env_number("KERNELS_HTTP_TIMEOUT", 30.0, positive=True)
 
 
 def attempts() -> int:
-    """How many times a request is tried (``KERNELS_HTTP_RETRIES`` + 1; default 5 tries)."""
-    return 1 + max(0, int(os.environ.get("KERNELS_HTTP_RETRIES", "4")))
+    """How many times a request is tried (``KERNELS_HTTP_RETRIES`` + 1; default 5 tries).
+
+    A value that is not a whole number >= 0 raises ``KernelsError`` naming the variable.
+    """
+    return 1 + int(env_number("KERNELS_HTTP_RETRIES", 4, integer=True))
 
 
 def retry_wait(attempt: int, retry_after: str | None = None) -> float:
@@ -39,6 +45,24 @@ def retry_wait(attempt: int, retry_after: str | None = None) -> float:
         except ValueError:
             pass
     return float(min(0.25 * 2**attempt, 8.0))
+
+
+def pause_before_retry(attempt: int, retry_after: str | None = None) -> None:
+    """Sleep :func:`retry_wait` before retry number ``attempt`` + 1; not after the last attempt
+    (nothing follows it, so the wait would only delay the error)."""
+    if attempt + 1 < attempts():
+        time.sleep(retry_wait(attempt, retry_after))
+
+
+def refusal_hint(status: int) -> str:
+    """What to do about an answer with ``status``: for 401 and 403, the token; else nothing."""
+    if status == 401:
+        return "; the Hub did not accept the token: set HF_TOKEN (or run `hf auth login`)"
+    if status == 403:
+        return (
+            "; the token has no access to it: use a token that does (HF_TOKEN or `hf auth login`)"
+        )
+    return ""
 
 
 def headers(user_agent: str | dict[str, str] | None = None) -> dict[str, str]:

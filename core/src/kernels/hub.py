@@ -103,6 +103,12 @@ def translate_error(err: BaseException, repo_id: str, revision: str | None) -> K
             f"revision {revision!r} not found in kernel repo {repo_id} on {endpoint()}; "
             f"run `kernels versions {repo_id}` to see what it offers"
         )
+    status = getattr(getattr(err, "response", None), "status_code", 0) or 0
+    if isinstance(err, RepositoryNotFoundError) and status in (401, 403):
+        return NotFoundOnHubError(
+            f"kernel repo {repo_id} on {endpoint()} answered HTTP {status}: it does not exist, or "
+            f"it is private or gated{http.refusal_hint(status)}"
+        )
     if isinstance(err, RepositoryNotFoundError):
         return NotFoundOnHubError(
             f"kernel repo {repo_id} not found on {endpoint()} (check the name, HF_ENDPOINT and HF_TOKEN)"
@@ -115,7 +121,8 @@ def translate_error(err: BaseException, repo_id: str, revision: str | None) -> K
         url = f" ({getattr(response, 'status_code', '?')} from {getattr(response.request, 'url', '')})"
     if isinstance(err, HfHubHTTPError):
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return HubError(f"Hub request for {_where(repo_id, revision)} failed{url}: {first}")
+        hint = http.refusal_hint(status)
+        return HubError(f"Hub request for {_where(repo_id, revision)} failed{url}: {first}{hint}")
     if isinstance(err, (ValueError, KeyError, TypeError)):
         return HubError(f"invalid answer from the Hub for {_where(repo_id, revision)}: {err}")
     request = getattr(err, "request", None)
@@ -133,12 +140,13 @@ def call(repo_id: str, revision: str | None, fn: Callable[[str], T]) -> T:
     key = (endpoint(), repo_id)
     known = _repo_types.get(key)
     candidates = (known,) if known else REPO_TYPES
-    last: BaseException | None = None
+    last: RepositoryNotFoundError | None = None
     for repo_type in candidates:
         try:
             result = fn(repo_type)
         except RepositoryNotFoundError as err:
-            last = err
+            if last is None or getattr(last.response, "status_code", 0) not in (401, 403):
+                last = err  # keep a refusal of the token over a later "not found"
             continue
         except Exception as err:
             raise translate_error(err, repo_id, revision) from err

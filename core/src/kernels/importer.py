@@ -62,6 +62,16 @@ def _package_dir(folder: Path, name: str | None) -> Path:
     raise KernelsError(f"{folder} holds no Python package (no __init__.py)")
 
 
+def _kernel_name(folder: Path, repo_id: str | None) -> str:
+    """The kernel's name for a module name when ``metadata.json`` gives none: the repo's name,
+    else the folder's (``<name>/build/<variant>`` for a checkout)."""
+    if repo_id:
+        return repo_id.rsplit("/", 1)[-1]
+    if folder.parent.name == "build" and folder.parent.parent.name:
+        return folder.parent.parent.name
+    return folder.name or "kernel"
+
+
 def import_folder(
     folder: Path,
     *,
@@ -80,7 +90,7 @@ def import_folder(
         pkg = _package_dir(folder, name)
         wanted = meta.get("id")
         if not (isinstance(wanted, str) and _IDENT.match(wanted)):
-            base = re.sub(r"\W", "_", name or folder.parent.parent.parent.name or "kernel")
+            base = re.sub(r"\W", "_", name or _kernel_name(folder, repo_id))
             wanted = f"_{base}"
         digest = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
         module_name = wanted if wanted not in sys.modules else f"{wanted}_{digest}"

@@ -108,8 +108,8 @@ def install(
     done = rc.completion(resolved.commit, chosen)
     if done is None and (cache_only or is_offline()):
         raise NotInCacheError(
-            f"build/{chosen} of {repo_id}@{resolved.commit[:12]} is not in the cache; "
-            "load it once online (or run `kernels download`)"
+            f"build/{chosen} of {repo_id}@{resolved.commit[:12]} is not in the cache"
+            f"{rc.damage_note(resolved.commit, chosen)}; load it once online (or run `kernels download`)"
         )
     path = (
         rc.variant_dir(resolved.commit, chosen)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from kernels.errors import LockfileError, NotInCacheError
+from kernels.errors import IntegrityError, LockfileError, NotInCacheError
 from kernels.importer import import_folder
 from kernels.lockfile import LockedKernel, parse_lock, read_lock
 
@@ -62,8 +62,16 @@ def load_entry(
             user_agent=user_agent,
         )
     except NotInCacheError:
+        rc = RepoCache(entry.repo_id, entry.repo_type or "kernel")
+        damage = rc.damage(entry.commit, variant) if variant else None
+        if damage is not None and damage[1] == "changed size":
+            raise IntegrityError(
+                f"cached files of {entry.repo_id}@{entry.commit[:12]} do not match the lock "
+                f"({damage[0]} changed size); refusing to import. Run `{hint}` to fetch a clean copy"
+            ) from None
         raise NotInCacheError(
-            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache; run `{hint}` "
+            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache"
+            f"{rc.damage_note(entry.commit, variant) if variant else ''}; run `{hint}` "
             "(or use get_locked_kernel, which downloads)"
         ) from None
     if expected is not None:

@@ -22,8 +22,9 @@ from packaging.version import InvalidVersion, Version
 
 from kernels.cache import RepoCache
 from kernels.config import Dependency, read_config
-from kernels.errors import KernelsError
+from kernels.errors import KernelsError, LockfileError
 from kernels.fetch import listing_hash, variant_files
+from kernels.interruptible import InterruptiblePool
 from kernels.lockfile import LOCK_NAME, Lock, LockedKernel, read_lock
 from kernels.resolve import parse_specifier
 
@@ -79,6 +80,8 @@ class LockResult:
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     written: bool = False
+    replaced_unreadable: str | None = None
+    """Why the lock that was there could not be read (it was replaced), if it could not."""
 
 
 def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) -> LockResult:
@@ -89,7 +92,7 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
     """
     config = read_config(project_dir)
     path = lock_path(project_dir)
-    old = read_lock(path) if path.exists() else None
+    old, unreadable = _old_lock(path)
     upgrade_all = upgrade is True
     to_upgrade = set() if isinstance(upgrade, bool) else set(upgrade)
     unknown = to_upgrade - set(config.dependencies)
@@ -97,7 +100,7 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
         raise KernelsError(
             f"--upgrade names repos that are not dependencies: {', '.join(sorted(unknown))}"
         )
-    result = LockResult(lock=Lock({}), path=path)
+    result = LockResult(lock=Lock({}), path=path, replaced_unreadable=unreadable)
     todo: list[Dependency] = []
     entries: dict[str, LockedKernel] = {}
     for repo, dep in config.dependencies.items():
@@ -120,15 +123,28 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
                 except KernelsError as err:
                     errors.append(f"{repo}: {err}")
     if errors:
+        if unreadable:
+            errors.append(f"(the existing lock cannot be read and would be replaced: {unreadable})")
         raise KernelsError(f"cannot lock {path} (left unchanged):\n  " + "\n  ".join(errors))
     if old:
         result.removed = sorted(set(old.kernels) - set(entries))
     result.lock = Lock(dict(sorted(entries.items())), path)
     text = result.lock.dumps()
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
+    if unreadable or not path.exists() or path.read_text(encoding="utf-8") != text:
         result.lock.write(path)
         result.written = True
     return result
+
+
+def _old_lock(path: Path) -> tuple[Lock | None, str | None]:
+    """The lock at ``path`` (``None`` when there is none), or why it cannot be read: a lock that
+    cannot be read is re-resolved from scratch and replaced, which is what its error advises."""
+    if not path.exists():
+        return None, None
+    try:
+        return read_lock(path), None
+    except LockfileError as err:
+        return None, str(err).split("; fix it or run", 1)[0]
 
 
 def stale_reasons(project_dir: Path) -> list[str]:
@@ -212,7 +228,8 @@ def download_locked(
                 "run `kernels lock` to add them"
             )
     todo = [e for e in lock.kernels.values() if e.variants]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(todo)))) as pool:
+    # Ctrl-C returns at once: the transfers stop and write no completion record.
+    with InterruptiblePool(min(MAX_PARALLEL, max(1, len(todo)))) as pool:
         futures = {
             e.repo_id: pool.submit(download_entry, e, all_variants=all_variants, backend=backend)
             for e in todo
@@ -249,6 +266,11 @@ def lock_command(project_dir: Path, *, upgrade: list[str] | None) -> int:
     """``kernels lock``: exit 0 after writing (or confirming) the lock."""
     up: bool | list[str] = False if upgrade is None else (upgrade or True)
     result = lock_project(project_dir, upgrade=up)
+    if result.replaced_unreadable:
+        print(
+            f"note: replaced a lock that could not be read ({result.replaced_unreadable})",
+            file=sys.stderr,
+        )
     state = "wrote" if result.written else "unchanged"
     print(
         f"{state} {result.path}: {len(result.lock.kernels)} kernel(s) "

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from kernels.errors import KernelsError
+from kernels.fsutil import fs_error
 from kernels.server.control import Fault, RequestRecord, ServerControls
 from kernels.server.gitstore import GitStore
 from kernels.server.handler import HubHTTPServer
@@ -170,7 +174,12 @@ class HubServer:
 def serve_forever(
     root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
 ) -> None:
-    """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout."""
+    """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout.
+
+    A ``root`` that is not a folder, or an address that cannot be bound (the port is in use, the
+    host is not this machine's), raises ``KernelsError`` saying what to change.
+    """
+    hub = _started(Path(root), host, port, latency_ms)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -183,7 +192,7 @@ def serve_forever(
         except ValueError:  # not the main thread: the caller handles signals
             pass
     try:
-        with HubServer(root, host=host, port=port, latency_ms=latency_ms) as hub:
+        with hub:
             sys.stdout.write(hub.endpoint + "\n")
             sys.stdout.flush()
             while not stop.wait(0.5):
@@ -191,3 +200,33 @@ def serve_forever(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _started(root: Path, host: str, port: int, latency_ms: float) -> HubServer:
+    """A started :class:`HubServer`, or ``KernelsError`` naming what stops it from starting."""
+    if root.exists() and not root.is_dir():
+        raise KernelsError(
+            f"ROOT {root} is a file; give a folder (it holds the served git repositories)"
+        )
+    try:
+        return HubServer(root, host=host, port=port, latency_ms=latency_ms).start()
+    except OSError as err:
+        where = f"{host}:{port}"
+        if err.errno == errno.EADDRINUSE:
+            raise KernelsError(
+                f"port {port} on {host} is already in use; pick another with --port "
+                "(--port 0 picks a free one)"
+            ) from None
+        if err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(
+            err, socket.gaierror
+        ):
+            raise KernelsError(
+                f"cannot listen on {where}: {host} is not an address of this machine; "
+                "pass --host 127.0.0.1 (or 0.0.0.0 for every interface)"
+            ) from None
+        if err.errno == errno.EACCES and 0 < port < 1024:
+            raise KernelsError(
+                f"cannot listen on {where}: ports below 1024 need privileges; "
+                "use a port >= 1024 (or --port 0)"
+            ) from None
+        raise fs_error(err, root) from err

@@ -282,10 +282,11 @@ class AddCommand(BaseCommand):
 
     def handle(self, project: Project, options: argparse.Namespace) -> None:
         from kernels.edit import add_dependencies, describe, parse_requirement
+        from kernels.fsutil import atomic_write
 
         command = "pdm kernels add"
         path = project.root / "pyproject.toml"
-        before = path.read_text(encoding="utf-8")
+        before = path.read_bytes()  # restored byte for byte, atomically
         try:
             requested = parse_requirement(
                 options.kernel, revision=options.revision, command=command
@@ -297,7 +298,7 @@ class AddCommand(BaseCommand):
             lock(project)
         except BaseException:
             # Like `pdm add`: a dependency that cannot be locked is not added.
-            path.write_text(before, encoding="utf-8")
+            atomic_write(path, before)
             raise
         project.pyproject.reload()
         _echo(project, f"Added {repo_id} ({describe(value)}) to [tool.kernels.dependencies]")

@@ -168,6 +168,7 @@ class KernelsAddCommand(Command):
 
     def _handle(self) -> int:
         from kernels.edit import add_dependencies, describe, parse_requirement
+        from kernels.fsutil import atomic_write
 
         command = "poetry kernels add"
 
@@ -178,7 +179,7 @@ class KernelsAddCommand(Command):
             raise workflow.PluginError("--revision applies to exactly one ORG/NAME")
         requested = [parse_requirement(t, revision=revision, command=command) for t in texts]
         pyproject = root / "pyproject.toml"
-        before = pyproject.read_text(encoding="utf-8")
+        before = pyproject.read_bytes()  # restored byte for byte, atomically
         added = add_dependencies(pyproject, requested, command=command)
         for repo, value in added:
             self.line(f"Using <c1>{repo}</c1> ({describe(value)})")
@@ -187,12 +188,12 @@ class KernelsAddCommand(Command):
         try:
             result = workflow.lock(root, self.io)
         except KernelsError as err:
-            pyproject.write_text(before, encoding="utf-8")
+            atomic_write(pyproject, before)
             raise workflow.PluginError(
                 f"{workflow.one_line(err)} ({pyproject.name} left unchanged)"
             ) from None
         except BaseException:
-            pyproject.write_text(before, encoding="utf-8")
+            atomic_write(pyproject, before)
             raise
         if result.written:
             _refresh_installed(self)

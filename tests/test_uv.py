@@ -317,7 +317,9 @@ def test_uv_sync_missing_lock_is_one_clear_error(uv, find_links, tmp_path):  # t
         [str(uv), "sync"], cwd=proj, env=uv_env(find_links), capture_output=True, text=True
     )
     assert out.returncode != 0
-    assert "kernels.lock is missing; run `kernels lock" in out.stderr
+    # uv runs the build with `UV` set: the fix named is uv's (the project cannot be synced yet).
+    fix = "run `uv sync --no-install-project && uv run --no-sync kernels lock` and commit"
+    assert f"kernels.lock is missing; {fix}" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
 
 

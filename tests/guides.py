@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,8 @@ DIST = "/path/to/kernels/dist"
 """The placeholder the guides write for the folder ``scripts/wheels.sh`` fills."""
 
 _MARK = re.compile(
-    r"^<!-- test: (?P<kind>run|file|merge)(?: (?P<arg>\S+))? -->\n"
-    r"```(?P<lang>\w*)\n(?P<body>.*?)^```",
+    r"^(?P<indent> *)<!-- test: (?P<kind>run|file|merge)(?: (?P<arg>\S+))? -->\n"
+    r"(?P=indent)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```",
     re.M | re.S,
 )
 
@@ -52,10 +53,12 @@ def steps(page: str | Path) -> list[Step]:
     """The marked blocks of ``docs/integrations/<page>`` (or of a path), in document order."""
     path = Path(page) if Path(page).is_absolute() else ROOT / "docs" / "integrations" / page
     text = path.read_text(encoding="utf-8")
-    return [
-        Step(m["kind"], m["arg"], m["body"], text.count("\n", 0, m.start()) + 1)
-        for m in _MARK.finditer(text)
-    ]
+    found = []
+    for m in _MARK.finditer(text):
+        # A block inside a list item is indented like the item's text.
+        body = "".join(line[len(m["indent"]) :] for line in m["body"].splitlines(keepends=True))
+        found.append(Step(m["kind"], m["arg"], body, text.count("\n", 0, m.start()) + 1))
+    return found
 
 
 def _merge(into: Any, new: Any) -> None:
@@ -86,6 +89,7 @@ class Guide:
     env: dict[str, str]
     replace: Mapping[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def text(self, body: str) -> str:
         """``body`` with the test's substitutions applied."""
@@ -144,7 +148,9 @@ class Guide:
             name = step.arg if step.kind == "run" and step.arg else f"step{i}"
             if name in hooks:
                 hooks[name](self)
+            start = time.monotonic()
             self.outputs[name] = self.run_step(step)
+            self.seconds[name] = round(time.monotonic() - start, 2)
         return self
 
 

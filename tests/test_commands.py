@@ -96,12 +96,15 @@ def test_remove_takes_kernels_out_of_pyproject_and_lock(hub, norm, tmp_path):  #
 
 
 def test_remove_without_a_lock_edits_only_pyproject(tmp_path):  # type: ignore[no-untyped-def]
-    proj = project(tmp_path / "p", '"org/a" = 1\n"org/b" = 2\n')
+    """Also when [tool] is split around another table (as in Poetry projects with sources)."""
+    split = '\n[build-system]\nrequires = []\n\n[[tool.poetry.source]]\nname = "s"\n'
+    proj = project(tmp_path / "p", '"org/a" = 1\n"org/b" = 2\n', split)
+    before = (proj / "pyproject.toml").read_text()
     out = cli("remove", "org/a", "org/b", "--dir", str(proj))
     assert out.returncode == 0, out.stderr
     assert "removed org/a from [tool.kernels.dependencies]\n" in out.stdout
     assert not (proj / "kernels.lock").exists()
-    assert '"org/' not in (proj / "pyproject.toml").read_text()
+    assert (proj / "pyproject.toml").read_text() == before.replace('"org/a" = 1\n"org/b" = 2\n', "")
 
 
 # ---- kernels outdated ---------------------------------------------------------------------------

@@ -115,7 +115,10 @@ def outdated_command(project_dir: Path, *, as_json: bool) -> int:
         ]
         print(_table(table, ["kernel", "spec", "locked", "newest", "status"]))
         if any(r.status in ("outdated", "not locked") for r in rows):
-            print("run `kernels lock --upgrade` to move the lock to the newest matches")
+            from kernels._lockembed import tool_command
+
+            upgrade = tool_command(project_dir, "lock --upgrade")
+            print(f"run `{upgrade}` to move the lock to the newest matches")
     for r in failed:
         print(f"error: {r.repo_id}: {r.error}", file=sys.stderr)
     return 1 if failed else 0

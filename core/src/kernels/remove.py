@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
-from tomlkit.items import InlineTable, Table
 
 from kernels.errors import ConfigError
 from kernels.fsutil import atomic_write
@@ -46,18 +45,15 @@ def without_dependencies(text: str, repos: list[str], *, pyproject: Path) -> str
     Raises :class:`~kernels.errors.ConfigError` naming the file when a repo is not a dependency.
     """
     doc = tomlkit.parse(text)
+    # tomlkit's tables (and its proxy for a table split across the file) are dicts.
     tool = doc.get("tool")
-    kernels_table = tool.get("kernels") if isinstance(tool, (Table, InlineTable)) else None
-    deps = (
-        kernels_table.get("dependencies")
-        if isinstance(kernels_table, (Table, InlineTable))
-        else None
-    )
-    have = sorted(str(k) for k in deps) if isinstance(deps, (Table, InlineTable)) else []
+    kernels_table = tool.get("kernels") if isinstance(tool, dict) else None
+    deps = kernels_table.get("dependencies") if isinstance(kernels_table, dict) else None
+    have = sorted(str(k) for k in deps) if isinstance(deps, dict) else []
     for repo in repos:
         if repo not in have:
             raise _not_found(repo, have, pyproject)
-    assert isinstance(deps, (Table, InlineTable))
+    assert isinstance(deps, dict)
     for repo in dict.fromkeys(repos):
         del deps[repo]
     return tomlkit.dumps(doc)

@@ -284,6 +284,19 @@ def test_uv_guide_as_written(uv, find_links, hub, tmp_path):  # type: ignore[no-
     with zipfile.ZipFile(next((proj / "dist").glob("*.whl"))) as z:
         assert z.read("my_package-0.1.0.dist-info/kernels.lock").decode() == lock
 
+    # Installed but not downloaded (an empty cache): one line naming uv's command, no traceback.
+    empty = {**uv_env(find_links), "HF_HUB_CACHE": str(tmp_path / "empty-cache")}
+    failed = subprocess.run(
+        [str(uv), "run", "--no-sync", "my-package"],
+        cwd=proj,
+        env=empty,
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    (line,) = [ln for ln in failed.stderr.splitlines() if ln.startswith("NotInCacheError: ")]
+    assert "run `uv run kernels download`" in line and line.endswith("__init__.py:5)"), line
+
 
 def test_uv_sync_without_cache_keys_keeps_a_stale_lock(uv, find_links, hub, tmp_path):  # type: ignore[no-untyped-def]
     """Why the guide asks for `cache-keys`: without kernels.lock there, uv does not rebuild."""

@@ -422,7 +422,7 @@ def test_plugin_distribution_carries_lockembed(pdm: Pdm, wheels: Path, tmp_path:
     pdm("build", "-d", str(tmp_path / "dist"), cwd=plugin)
     (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
     with tarfile.open(sdist) as tf:
-        member = tf.extractfile("pdm_kernels-0.18.0/src/pdm_kernels/_lockembed.py")
+        member = tf.extractfile("pdm_kernels-0.18.2/src/pdm_kernels/_lockembed.py")
         assert member is not None and member.read().decode() == core_copy
     (from_sdist,) = (tmp_path / "dist").glob("*.whl")
     with zipfile.ZipFile(from_sdist) as zf:

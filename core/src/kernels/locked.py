@@ -53,9 +53,16 @@ def download_hint(project: Path | None) -> str:
     return tool_command(Path.cwd(), "download") if tool else "kernels download"
 
 
-def _load(
-    entry: LockedKernel, *, backend: str | None, cache_only: bool, project: Path | None
+def load_entry(
+    entry: LockedKernel,
+    *,
+    backend: str | None,
+    cache_only: bool,
+    hint: str,
+    user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
+    """Import the kernel ``entry`` pins, verified against its hash; download it unless
+    ``cache_only`` (then a miss names ``hint``, the command that fills the cache)."""
     from kernels.cache import RepoCache
     from kernels.loader import choose_variant, install
     from kernels.verify import verify_variant
@@ -73,11 +80,12 @@ def _load(
             variant=variant,
             expected_hash=expected,
             cache_only=cache_only,
+            user_agent=user_agent,
         )
     except NotInCacheError:
         raise NotInCacheError(
-            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache; run "
-            f"`{download_hint(project)}` (or use get_locked_kernel, which downloads)"
+            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache; run `{hint}` "
+            "(or use get_locked_kernel, which downloads)"
         ) from None
     if expected is not None:
         verify_variant(
@@ -87,11 +95,22 @@ def _load(
 
 
 def _locked(
-    repo_id: str, lockfile: str | Path | None, backend: str | None, *, cache_only: bool
+    repo_id: str,
+    lockfile: str | Path | None,
+    *,
+    backend: str | None,
+    cache_only: bool,
+    user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
     try:
         entry, project = _locate(repo_id, lockfile)
-        return _load(entry, backend=backend, cache_only=cache_only, project=project)
+        return load_entry(
+            entry,
+            backend=backend,
+            cache_only=cache_only,
+            hint=download_hint(project),
+            user_agent=user_agent,
+        )
     except KernelsError:
         # Raised at import time of the caller's package, a traceback hides the one line that
         # matters; an uncaught one prints as that line.
@@ -111,11 +130,19 @@ def load_kernel(
     when the variant is not cached, and with :class:`~kernels.errors.IntegrityError` when cached
     files changed. Uncaught, these errors print as one line, not a traceback.
     """
-    return _locked(repo_id, lockfile, backend, cache_only=True)
+    return _locked(repo_id, lockfile, backend=backend, cache_only=True)
 
 
 def get_locked_kernel(
-    repo_id: str, *, lockfile: str | Path | None = None, backend: str | None = None
+    repo_id: str,
+    *,
+    lockfile: str | Path | None = None,
+    backend: str | None = None,
+    trust_remote_code: bool | list[str] = False,
+    user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
-    """Import the locked kernel, downloading the locked commit's variant first when needed."""
-    return _locked(repo_id, lockfile, backend, cache_only=False)
+    """Import the locked kernel, downloading the locked commit's variant first when needed.
+
+    ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
+    """
+    return _locked(repo_id, lockfile, backend=backend, cache_only=False, user_agent=user_agent)

@@ -32,7 +32,7 @@ from poetry.core.masonry import api as _core
 
 from poetry_kernels_backend._lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
 
-__version__ = "0.18.0"
+__version__ = "0.18.2"
 
 get_requires_for_build_wheel = _core.get_requires_for_build_wheel
 get_requires_for_build_sdist = _core.get_requires_for_build_sdist

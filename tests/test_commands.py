@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from kernelhub import cpu_activation, publish, unique_repo, universal_rmsnorm
+from kernelhub import publish, renamed, unique_repo, universal_rmsnorm
 from kernels._lockembed import LockEmbedError, lock_text_for_build, project_tool, tool_command
 from kernels.lockfile import read_lock
 
@@ -131,7 +131,7 @@ def test_outdated_compares_each_lock_entry_with_the_newest_match(hub, tmp_path):
     (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith(repo)]
     want = [repo, "version", "'>=0.1'", "v0.1.0", f"({v1[:12]})", "v0.2.0", f"({v2[:12]})"]
     assert line.split() == [*want, "outdated"], line
-    assert "kernels lock --upgrade" in out.stdout
+    assert f"run `kernels lock {proj} --upgrade` to move the lock" in out.stdout, out.stdout
     assert (proj / "kernels.lock").read_text() == lock_before
 
     # After the upgrade it is current; a new dependency is "not locked", a dropped one "not a
@@ -257,8 +257,10 @@ def test_pure_python_kernel_needs_no_torch_to_download(hub, norm, tmp_path):  # 
     (line,) = run.stderr.splitlines()
     assert "imports torch, which is not installed" in line and "compiled" not in line, line
 
+    # A repo with only compiled-looking variants (no build needed: choosing among them needs torch).
     act = unique_repo("cmd-act")
-    publish(hub.endpoint, act, [cpu_activation("0.1.0")], branch="v1")
+    names = ["torch213-cxx11-cpu-x86_64-linux", "torch213-cxx11-cu130-x86_64-linux"]
+    publish(hub.endpoint, act, renamed(universal_rmsnorm("0.1.0"), names, tmp_path), branch="v1")
     compiled = project(tmp_path / "c", f'"{act}" = 1\n')
     assert cli("lock", str(compiled)).returncode == 0
     code = NO_TORCH + f"sys.exit(main(['download', {str(compiled)!r}]))"

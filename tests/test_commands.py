@@ -110,7 +110,7 @@ def test_remove_without_a_lock_edits_only_pyproject(tmp_path):  # type: ignore[n
 # ---- kernels outdated ---------------------------------------------------------------------------
 
 
-def test_outdated_compares_each_lock_entry_with_the_newest_match(hub, tmp_path):  # type: ignore[no-untyped-def]
+def test_outdated_compares_each_lock_entry_with_the_newest_match(hub, clean_env, tmp_path):  # type: ignore[no-untyped-def]
     """Locked vs newest per kernel (table and --json), without writing anything; `lock --upgrade`
     makes every row up to date; unlocked and stray entries and unresolvable repos are named."""
     repo = unique_repo("cmd-outdated")

@@ -86,7 +86,13 @@ def tool_env(tmp: Path, wheels: Path, hatch_bin: Path | None = None) -> dict[str
         UV_NO_PROGRESS="1",
         PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), os.environ.get("PIP_FIND_LINKS")])),
     )
-    for key in ("HATCH_ENV_ACTIVE", "UV_PROJECT_ENVIRONMENT", "UV_CONFIG_FILE"):
+    for key in (
+        "HATCH_ENV_ACTIVE",
+        "UV",
+        "PDM_PROJECT_ROOT",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_CONFIG_FILE",
+    ):
         env.pop(key, None)
     if hatch_bin is not None:
         env["PATH"] = f"{hatch_bin}{os.pathsep}{env['PATH']}"

@@ -248,6 +248,16 @@ class _Call:
     """repository -> layer class, or the exception its load raised."""
     checked: dict[tuple[type, Any], BaseException | None] = field(default_factory=dict)
     reported: set[tuple[str, str]] = field(default_factory=set)
+    choices: dict[str, _Choice | _Miss] = field(default_factory=dict)
+    """layer name -> its lookup: the mapping, device and mode are fixed for the call."""
+
+    def lookup(self, layer_name: str) -> _Choice | _Miss:
+        choice = self.choices.get(layer_name)
+        if choice is None:
+            choice = self.choices[layer_name] = _lookup(
+                self.mapping, layer_name, self.target, self.mode
+            )
+        return choice
 
     def keep_own(self, module: nn.Module, reason: KernelizeFallback, message: str) -> None:
         if reason not in self.fallback:
@@ -297,7 +307,7 @@ def _restore(module: nn.Module) -> None:
 def _kernelize_one(call: _Call, module: nn.Module) -> None:
     module_cls = type(module)
     layer_name = str(module_cls.kernel_layer_name)  # type: ignore[attr-defined]
-    choice = _lookup(call.mapping, layer_name, call.target, call.mode)
+    choice = call.lookup(layer_name)
     if isinstance(choice, _Miss):
         call.keep_own(module, choice.reason, choice.message)
         return

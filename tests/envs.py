@@ -72,27 +72,15 @@ _session_wheels: dict[str, Path] = {}
 
 
 def local_wheels(dest: Path) -> Path:
-    """Build this repo's core and plugin wheels into ``dest`` (once per session); return ``dest``."""
+    """Build this repo's core and plugin wheels into ``dest`` (once per session); return ``dest``.
+
+    The build is ``scripts/wheels.sh``, the command the guides give users.
+    """
     if "dir" in _session_wheels:
         return _session_wheels["dir"]
     dest.mkdir(parents=True, exist_ok=True)
-    projects = [
-        ROOT / "core",
-        *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml")),
-    ]
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "-w",
-            str(dest),
-            *map(str, projects),
-        ]
-    )
+    env = {**os.environ, "KERNELS_PYTHON": sys.executable}
+    run(["bash", str(ROOT / "scripts" / "wheels.sh"), str(dest)], env=env)
     _session_wheels["dir"] = dest
     return dest
 

@@ -30,6 +30,7 @@ from envs import (
     run,
     tool_venv,
 )
+from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 HATCH_VERSION = "1.18.2"
@@ -41,6 +42,12 @@ LOCKEMBED = ROOT / "core" / "src" / "kernels" / "_lockembed.py"
 UV_CACHE = ROOT / ".cache" / "uv-cache"
 # Any JSON passes the build hook's check; the end-to-end tests use real locks.
 FAKE_LOCK = '{"kernels": {}}\n'
+# A pre-install command that lets an environment see the shared torch (instead of installing it).
+TORCH_PTH = (
+    "import pathlib, sysconfig; "
+    "pathlib.Path(sysconfig.get_paths()['purelib'], '_kernels_torch_site.pth')"
+    f".write_text({str(TORCH_SITE)!r})"
+)
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +86,13 @@ def tool_env(tmp: Path, wheels: Path, hatch_bin: Path | None = None) -> dict[str
         UV_NO_PROGRESS="1",
         PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), os.environ.get("PIP_FIND_LINKS")])),
     )
-    for key in ("HATCH_ENV_ACTIVE", "UV_PROJECT_ENVIRONMENT", "UV_CONFIG_FILE"):
+    for key in (
+        "HATCH_ENV_ACTIVE",
+        "UV",
+        "PDM_PROJECT_ROOT",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_CONFIG_FILE",
+    ):
         env.pop(key, None)
     if hatch_bin is not None:
         env["PATH"] = f"{hatch_bin}{os.pathsep}{env['PATH']}"
@@ -144,11 +157,6 @@ def example_project(dest: Path, repo: str, installer: str = "uv") -> Path:
         text = path.read_text().replace(EXAMPLE_REPO, repo)
         text = re.sub(r'"(kernels|hatch-kernels)>=0\.18"', r'"\1==0.18.2"', text)
         path.write_text(text)
-    pth = (
-        "import pathlib, sysconfig; "
-        "pathlib.Path(sysconfig.get_paths()['purelib'], '_kernels_torch_site.pth')"
-        f".write_text({str(TORCH_SITE)!r})"
-    )
     pyproject = dest / "pyproject.toml"
     text = pyproject.read_text()
     assert '[tool.hatch.envs.default]\ninstaller = "uv"\n' in text
@@ -159,7 +167,7 @@ def example_project(dest: Path, repo: str, installer: str = "uv") -> Path:
     pyproject.write_text(
         text.replace(
             "[tool.hatch.envs.default]\n",
-            f"[tool.hatch.envs.default]\npre-install-commands = [{json.dumps('python -c ' + json.dumps(pth))}]\n",
+            f"[tool.hatch.envs.default]\npre-install-commands = [{json.dumps('python -c ' + json.dumps(TORCH_PTH))}]\n",
         )
     )
     return dest
@@ -320,11 +328,64 @@ def test_environment_collector_rewrites_environments(hatch_bin, tmp_path):  # ty
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("installer", ["uv", "pip"])
-def test_hatch_env_create_then_run_offline(hatch_bin, wheels, hub, tmp_path, installer):  # type: ignore[no-untyped-def]
-    """`hatch run kernels:lock`, `hatch env create` (downloads), `hatch run python` loads the locked
+def test_hatch_guide_as_written(hatch_bin, wheels, hub, tmp_path):  # type: ignore[no-untyped-def]
+    """docs/integrations/hatch.md as written: its marked blocks in order, with Hatch (its own
+    plugin install included) and pip finding this repo's wheels through the guide's settings; the
+    default environment uses pip, the installer the example's test does not.
+
+    Instead of the guide's torch step, a pre-install command makes the shared CPU torch visible in
+    the default environment."""
+    repo = unique_repo("hatch-guide")
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
+    env = tool_env(tmp_path, wheels, hatch_bin)
+    del env["PIP_FIND_LINKS"], env["UV_FIND_LINKS"]  # the guide's first block sets them
+
+    def uninstall_plugin(g: Guide) -> None:
+        # So that Hatch installs `[tool.hatch.env] requires` itself, from the guide's folder.
+        ok(
+            [str(hatch_bin / "python"), "-m", "pip", "uninstall", "-q", "-y", "hatch-kernels"],
+            tmp_path,
+            env,
+        )
+
+    def give_torch(g: Guide) -> None:
+        pyproject = g.here() / "pyproject.toml"
+        command = json.dumps("python -c " + json.dumps(TORCH_PTH))
+        pyproject.write_text(
+            pyproject.read_text()
+            + f"\n[tool.hatch.envs.default]\npre-install-commands = [{command}]\n"
+        )
+
+    def publish_newer(g: Guide) -> None:
+        publish(hub.endpoint, repo, [universal_rmsnorm("0.2.0")], branch="v1", tags=["v0.2.0"])
+
+    guide = Guide("hatch.md", tmp_path, env, {DIST: str(wheels), EXAMPLE_REPO: repo})
+    try:
+        guide.run({"lock": uninstall_plugin, "create": give_torch, "upgrade": publish_newer})
+    except BaseException:
+        install_local(hatch_bin, wheels, "hatch-kernels")  # for the tests that follow
+        raise
+    out = guide.outputs
+    assert "wrote" in out["lock"] and "downloaded 1/1" in out["create"], out
+    assert "tensor([[1.0000, 1.0000, 1.0000, 1.0000]," in out["create"], out["create"]
+    assert re.search(rf"^{re.escape(repo)}\s.*\soutdated$", out["upgrade"], re.M), out["upgrade"]
+    assert "downloaded 1/1" in out["upgrade"], out["upgrade"]
+    proj = tmp_path / "my-package"
+    lock = (proj / "kernels.lock").read_text()
+    assert json.loads(lock)["kernels"][repo]["ref"] == "v1"
+    files = wheel_files(next((proj / "dist").glob("*.whl")))
+    assert files["my_package-0.1.0.dist-info/kernels.lock"].decode() == lock
+    with tarfile.open(next((proj / "dist").glob("*.tar.gz"))) as t:
+        assert "my_package-0.1.0/kernels.lock" in t.getnames()
+
+
+@pytest.mark.slow
+def test_hatch_env_create_then_run_offline(hatch_bin, wheels, hub, tmp_path):  # type: ignore[no-untyped-def]
+    """The example project with the `uv` installer (the guide's test covers pip):
+    `hatch run kernels:lock`, `hatch env create` (downloads), `hatch run python` loads the locked
     kernel offline; an edited kernels.lock re-embeds and re-downloads on the next `hatch run`;
-    `hatch build` wheels carry the lock. With either installer of Hatch's virtual environments."""
+    `hatch build` wheels carry the lock."""
+    installer = "uv"
     repo = unique_repo("hatch-env")
     publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
     proj = example_project(tmp_path / "proj", repo, installer)

@@ -32,6 +32,7 @@ from envs import (
     run,
     tool_venv,
 )
+from guides import DIST, Guide, steps
 from kernels.server import HubServer
 
 pytestmark = pytest.mark.slow
@@ -40,9 +41,12 @@ PDM_VERSION = "2.29.4"
 # pdm 2.29.4 allows hishel>=1.4 but breaks with hishel 2.0 (no SyncSqliteStorage): pin its own pick.
 PDM_REQUIREMENTS = [f"pdm=={PDM_VERSION}", "hishel[httpx2]==1.4.0"]
 EXAMPLE = ROOT / "examples" / "projects" / "pdm"
-EXAMPLE_REPO = "kernels-community/activation"
+EXAMPLE_REPO = "kernels-community/rmsnorm"
+EXAMPLE_WHEELS = "file:///${PROJECT_ROOT}/../../../dist"
 PACKAGE = "pdm_kernels_example"
-DIST_INFO = "pdm_kernels_example-0.1.0.dist-info"
+# The guide's project (docs/integrations/pdm.md).
+GUIDE_PACKAGE = "my_package"
+DIST_INFO = "my_package-0.1.0.dist-info"
 
 Pdm = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -63,6 +67,20 @@ def pdm_bin(wheels: Path) -> Path:
     return bin_dir
 
 
+def pdm_env(config: Path) -> dict[str, str]:
+    """The environment pdm runs in: its own config file, no update check, no prompts, wide output."""
+    env = env_without_venv()  # read now: HF_HUB_CACHE is per test
+    env.update(
+        PDM_CONFIG_FILE=str(config),
+        PDM_CHECK_UPDATE="false",
+        PDM_IGNORE_ACTIVE_VENV="1",
+        PDM_NON_INTERACTIVE="1",
+        NO_COLOR="1",
+        COLUMNS="300",
+    )
+    return env
+
+
 @pytest.fixture
 def pdm(pdm_bin: Path, tmp_path: Path) -> Iterator[Pdm]:
     """``pdm(*args, cwd=..., check=True, env={...})``: run pdm, return the completed process."""
@@ -71,16 +89,7 @@ def pdm(pdm_bin: Path, tmp_path: Path) -> Iterator[Pdm]:
     def call(
         *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        full_env = env_without_venv()  # read now: HF_HUB_CACHE is per test
-        full_env.update(
-            PDM_CONFIG_FILE=str(config),
-            PDM_CHECK_UPDATE="false",
-            PDM_IGNORE_ACTIVE_VENV="1",
-            PDM_NON_INTERACTIVE="1",
-            NO_COLOR="1",
-            COLUMNS="300",
-        )
-        full_env.update(env or {})
+        full_env = {**pdm_env(config), **(env or {})}
         out = subprocess.run(
             [str(pdm_bin / "pdm"), *args],
             cwd=cwd,
@@ -111,8 +120,10 @@ def sample_project(dest: Path, wheels: Path, repo: str) -> Path:
     text = pyproject.read_text()
     assert EXAMPLE_REPO in text and '"kernels>=0.18"' in text
     text = text.replace(EXAMPLE_REPO, repo).replace('"kernels>=0.18"', f'"kernels=={CORE_VERSION}"')
-    # Ours, not PyPI's `kernels` 0.17.2, for the project and for its build environment (pdm-kernels).
-    text += f'\n[[tool.pdm.source]]\nname = "local-wheels"\nurl = "{wheels.as_uri()}"\ntype = "find_links"\n'
+    # Ours, not PyPI's `kernels` 0.17.2, for the project and for its build environment (pdm-kernels):
+    # the example's source points at the repository's dist/, this copy at the session's wheels.
+    assert EXAMPLE_WHEELS in text
+    text = text.replace(EXAMPLE_WHEELS, wheels.as_uri())
     pyproject.write_text(text)
     init = dest / "src" / PACKAGE / "__init__.py"
     init.write_text(init.read_text().replace(EXAMPLE_REPO, repo))
@@ -131,14 +142,16 @@ def lock_entry(project: Path, repo: str) -> dict[str, object]:
     return entry
 
 
-def installed_dist_info(python: Path) -> Path:
+def installed_dist_info(python: Path, name: str = DIST_INFO) -> Path:
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site = Path(run([str(python), "-c", code]).stdout.strip())
-    return site / DIST_INFO
+    return site / name
 
 
-def load_offline(pdm: Pdm, project: Path) -> str:
-    """Import the sample package in its env with HF_HUB_OFFLINE=1; return its kernel's version.
+def load_offline(
+    pdm: Pdm, project: Path, package: str = GUIDE_PACKAGE, attr: str = "rmsnorm"
+) -> str:
+    """Import a sample package in its env with HF_HUB_OFFLINE=1; return its kernel's version.
 
     The source tree's kernels.lock is moved away meanwhile, so the lock can only come from the
     installed package's metadata.
@@ -146,11 +159,11 @@ def load_offline(pdm: Pdm, project: Path) -> str:
     code = (
         "import kernels, torch; "
         f"assert kernels.__version__ == {CORE_VERSION!r}, kernels.__file__; "
-        f"import {PACKAGE} as m; "
+        f"import {package} as m; k = m.{attr}; "
         "x = torch.randn(4, 8); w = torch.ones(8); "
-        "torch.testing.assert_close(m.kernel.rms_norm(x, w, 1e-6), "
+        "torch.testing.assert_close(k.rms_norm(x, w, 1e-6), "
         "x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)); "
-        "print('kernel-version', m.kernel.__version__)"
+        "print('kernel-version', k.__version__)"
     )
     lock = project / "kernels.lock"
     aside = project / "kernels.lock.aside"
@@ -165,71 +178,87 @@ def load_offline(pdm: Pdm, project: Path) -> str:
 
 
 def test_add_lock_install_load_relock(
-    pdm: Pdm, hub: HubServer, wheels: Path, tmp_path: Path
+    pdm: Pdm, pdm_bin: Path, hub: HubServer, wheels: Path, tmp_path: Path
 ) -> None:
-    """`pdm kernels add`, `pdm lock`, `pdm install`, then the package loads its kernel offline from
-    the lock embedded by the pdm-backend hook; a new spec is re-locked by `pdm lock`, downloaded by
-    `pdm install` and not by `pdm install --dry-run`."""
+    """docs/integrations/pdm.md as written: its marked blocks in order (the plugin from the wheel
+    folder with `pdm self add`, the whole pyproject.toml, `pdm use`, `pdm lock`, `pdm install`, an
+    offline run, `pdm kernels add` of two kernels, `outdated`, `remove`). Then the package loads
+    offline from the lock the pdm-backend hook embedded; a new spec is re-locked by `pdm lock`,
+    downloaded by `pdm install` and not by `pdm install --dry-run` or `--skip post_install`; and
+    `pdm build` artifacts carry the lock.
+
+    The guide's environment gets the shared CPU torch (the second way of its torch step)."""
     repo = kernelhub.unique_repo("pdm")
     v1 = kernelhub.publish(
         hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"]
     )
-    project = sample_project(tmp_path / "proj", wheels, repo)
+    more = {}
+    for name in ("kernels-community/activation", "kernels-community/layer-norm"):
+        more[name] = kernelhub.unique_repo("pdm-more")
+        kernelhub.publish(hub.endpoint, more[name], [kernelhub.universal_rmsnorm("0.1.0")])
+    env = pdm_env(tmp_path / "pdm-config.toml")
+    env["PATH"] = f"{pdm_bin}{os.pathsep}{env['PATH']}"
+    guide = Guide("pdm.md", tmp_path, env, {DIST: str(wheels), EXAMPLE_REPO: repo, **more})
+
+    def uninstall_plugin(g: Guide) -> None:
+        # So that the guide's `pdm self add` really installs it (from this session's wheels).
+        run([str(pdm_bin / "python"), "-m", "pip", "uninstall", "-q", "-y", "pdm-kernels"])
+
+    try:
+        guide.run({"self-add": uninstall_plugin, "use": lambda g: project_venv(g.here() / ".venv")})
+    except BaseException:
+        install_local(pdm_bin, wheels, "kernels", "pdm-kernels")  # for the tests that follow
+        raise
+    project = tmp_path / "my-package"
+    python = project / ".venv" / "bin" / "python"
+    out = guide.outputs
+    assert "kernels: downloaded 1/1 locked kernel(s)" in out["install"], out["install"]
+    assert "tensor([[1.0000, 1.0000, 1.0000, 1.0000]," in out["install"], out["install"]
+    assert out["more"].count("Added ") == 2 and out["more"].count("Removed ") == 2, out["more"]
+    rows = [line.split()[-3:] for line in out["more"].splitlines() if line.endswith("up to date")]
+    assert len(rows) == 3, out["more"]
     pyproject = project / "pyproject.toml"
-    declared = pyproject.read_text()
-    line = f'"{repo}" = 1\n'
-    assert line in declared
-    pyproject.write_text(declared.replace(line, ""))
-    python = use_venv(pdm, project)
-
-    # `pdm kernels add` writes the same line the example has, keeping every comment, and locks it.
-    out = pdm("kernels", "add", f"{repo}@1", cwd=project)
-    assert pyproject.read_text() == declared, pyproject.read_text()
-    entry = lock_entry(project, repo)
-    assert entry["commit"] == v1 and entry["ref"] == "v1", entry
-    assert "kernels.lock updated" in out.stdout, out.stdout
-
-    # `pdm lock` writes pdm.lock; kernels.lock is fresh, so it stays as it is.
+    declared = guide.text(next(s.body for s in steps("pdm.md") if s.arg == "pyproject.toml"))
+    assert pyproject.read_text() == declared  # add, then remove: back to the guide's file
     lock_text = (project / "kernels.lock").read_text()
-    pdm("lock", cwd=project)
-    assert (project / "pdm.lock").is_file()
-    assert (project / "kernels.lock").read_text() == lock_text
+    entry = lock_entry(project, repo)
+    assert (
+        entry["commit"] == v1
+        and entry["ref"] == "v1"
+        and list(json.loads(lock_text)["kernels"]) == [repo]
+    )
 
-    # `pdm install` installs the project (the build hook embeds kernels.lock) and downloads.
-    hub.reset_requests()
-    out = pdm("install", cwd=project)
-    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout + out.stderr
-    assert hub.requests(), "pdm install downloaded nothing"
     dist_info = installed_dist_info(python)
     assert (dist_info / "kernels.lock").read_text() == lock_text, "the build hook did not run"
-    assert PACKAGE in (dist_info / "top_level.txt").read_text().split()
+    assert GUIDE_PACKAGE in (dist_info / "top_level.txt").read_text().split()
     assert load_offline(pdm, project) == "0.1.0"
 
     # Editing the spec: `pdm lock` re-locks that kernel.
     v2 = kernelhub.publish(
         hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.2.0")], branch="v2", tags=["v0.2.0"]
     )
+    line = f'"{repo}" = 1\n'
     pyproject.write_text(declared.replace(line, f'"{repo}" = 2\n'))
-    out = pdm("lock", cwd=project)
-    assert "kernels.lock updated" in out.stdout, out.stdout + out.stderr
+    out_lock = pdm("lock", cwd=project)
+    assert "kernels.lock updated" in out_lock.stdout, out_lock.stdout + out_lock.stderr
     entry = lock_entry(project, repo)
     assert entry["commit"] == v2 and entry["ref"] == "v2" and entry["spec"] == {"version": 2}
     new_lock = (project / "kernels.lock").read_text()
 
     # --dry-run: no request at all, nothing installed or written.
     hub.reset_requests()
-    out = pdm("install", "--dry-run", cwd=project)
+    dry = pdm("install", "--dry-run", cwd=project)
     assert hub.requests() == [], [r.path for r in hub.requests()]
-    assert "kernels:" not in out.stdout
+    assert "kernels:" not in dry.stdout
     assert (dist_info / "kernels.lock").read_text() == lock_text
 
     # --skip post_install: no download either.
-    out = pdm("install", "--skip", "post_install", cwd=project)
+    pdm("install", "--skip", "post_install", cwd=project)
     assert hub.requests() == [], [r.path for r in hub.requests()]
     assert (dist_info / "kernels.lock").read_text() == new_lock
 
-    out = pdm("install", cwd=project)
-    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout + out.stderr
+    done = pdm("install", cwd=project)
+    assert "kernels: downloaded 1/1 locked kernel(s)" in done.stdout, done.stdout + done.stderr
     assert hub.requests()
     assert (dist_info / "kernels.lock").read_text() == new_lock
     assert load_offline(pdm, project) == "0.2.0"
@@ -239,7 +268,7 @@ def test_add_lock_install_load_relock(
     (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
     with tarfile.open(sdist) as tf:
         names = tf.getnames()
-        assert "pdm_kernels_example-0.1.0/kernels.lock" in names, names
+        assert "my_package-0.1.0/kernels.lock" in names, names
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read(f"{DIST_INFO}/kernels.lock").decode() == new_lock
@@ -280,7 +309,7 @@ def test_install_refreshes_stale_lock_and_errors_are_one_line(
     assert "kernels.lock is out of date" in out.stderr, out.stdout + out.stderr
     assert "kernels.lock updated" in out.stdout, out.stdout + out.stderr
     assert lock_entry(project, repo)["commit"] == v1
-    dist_info = installed_dist_info(python)
+    dist_info = installed_dist_info(python, "pdm_kernels_example-0.1.0.dist-info")
     assert (dist_info / "kernels.lock").read_text() == (project / "kernels.lock").read_text()
     pdm("kernels", "check", cwd=project)
 

@@ -33,6 +33,7 @@ from envs import (
     run,
     tool_venv,
 )
+from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 EXAMPLE = ROOT / "examples" / "projects" / "poetry"
@@ -40,6 +41,7 @@ BACKEND_DIR = ROOT / "plugins" / "poetry" / "backend"
 POETRY = ["poetry==2.5.1"]
 UV = ["uv==0.13.8"]
 SAMPLE_REPO = "kernels-community/rmsnorm"
+PLUGIN = "poetry-plugin-kernels"
 CORE_PATH_DEP = '{ path = "../../../core", develop = false }'
 BACKEND_REQ = 'requires = ["poetry-kernels-backend>=0.18"]'
 FAKE_LOCK = '{"format": "test", "kernels": {}}\n'
@@ -180,10 +182,10 @@ PROBE = textwrap.dedent(
 )
 
 
-def probe(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
+def probe(python: Path, env: dict[str, str], cwd: Path, code: str = PROBE) -> dict[str, object]:
     """Import the sample package offline in ``python``; what it loaded and where its lock came from."""
     out = subprocess.run(
-        [str(python), "-c", PROBE],
+        [str(python), "-c", code],
         env={**env, "HF_HUB_OFFLINE": "1"},
         cwd=cwd,
         capture_output=True,
@@ -356,42 +358,62 @@ def published(hub) -> str:  # type: ignore[no-untyped-def]
     return repo
 
 
+GUIDE_PROBE = PROBE.replace("poetry_kernels_sample", "my_package")
+
+
 @pytest.mark.slow
 def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
     poetry_bin: Path, wheels: Path, published: str, tmp_path: Path, hub
 ) -> None:
-    """The whole story with the real poetry: add, lock, install (downloads, embeds the lock in the
-    editable install's dist-info), run offline, build (wheel + sdist carry the lock) and load the
-    wheel from a fresh venv offline."""
+    """docs/integrations/poetry.md as written: its marked blocks in order (both wheels in one
+    `poetry self add`, the whole pyproject.toml, `poetry install`, an offline run, `poetry kernels
+    add` of two kernels, `outdated`, `remove`, `poetry build`). Then: the lock is embedded in the
+    editable install's dist-info with RECORD rows, `poetry run` loads offline from the live lock, the
+    built wheel and sdist carry it, and a fresh venv loads the wheel offline.
+
+    The project's `.venv` (which Poetry uses) is made with the shared CPU torch, the guide's second
+    way; the registry here lacks PyPI's JSON API, so a simple-index source is appended."""
+    more = {}
+    for name in ("kernels-community/activation", "kernels-community/layer-norm"):
+        more[name] = unique_repo("poetry-more")
+        publish(hub.endpoint, more[name], [universal_rmsnorm("0.1.0")])
     env = tool_env(tmp_path, wheels)
-    proj = make_project(tmp_path / "proj", wheels, published)
-    python = project_venv(proj / ".venv")
-    original = (proj / "pyproject.toml").read_text()
+    env["PATH"] = f"{poetry_bin.parent}:{env['PATH']}"
+    guide = Guide("poetry.md", tmp_path, env, {DIST: str(wheels), SAMPLE_REPO: published, **more})
 
-    out = poetry(poetry_bin, proj, env, "kernels", "add", f"{published}@1")
-    assert "Wrote kernels.lock: 1 kernel(s)" in out.stdout
-    text = (proj / "pyproject.toml").read_text()
-    block = f'[tool.kernels.dependencies]\n"{published}" = 1\n\n'
-    assert block in text and text.replace(block, "") == original  # the rest kept byte for byte
+    def uninstall_plugin(g: Guide) -> None:
+        # So that the guide's `poetry self add` really installs it (from this session's wheels).
+        run([str(poetry_bin.parent / "python"), "-m", "pip", "uninstall", "-q", "-y", PLUGIN])
+
+    def prepare(g: Guide) -> None:
+        project_venv(g.here() / ".venv")
+        with (g.here() / "pyproject.toml").open("a") as f:
+            f.write(SIMPLE_SOURCE)
+
+    try:
+        guide.run({"self-add": uninstall_plugin, "install": prepare})
+    except BaseException:
+        install_local(poetry_bin.parent, wheels, "kernels", PLUGIN)  # for the tests that follow
+        raise
+    proj = tmp_path / "my-package"
+    python = proj / ".venv" / "bin" / "python"
+    out = guide.outputs
+    assert "Locking kernels" in out["install"] and "Downloading locked kernels" in out["install"]
+    assert "downloaded 1/1 locked kernel(s)" in out["install"], out["install"]
+    assert "tensor([[1.0000, 1.0000, 1.0000, 1.0000]," in out["install"], out["install"]
+    assert out["more"].count("Using ") == 2 and out["more"].count("Removed ") == 2, out["more"]
+    assert len([ln for ln in out["more"].splitlines() if ln.endswith("up to date")]) == 3
     lock_text = (proj / "kernels.lock").read_text()
-    assert published in lock_text
+    assert list(json.loads(lock_text)["kernels"]) == [published]
 
-    out = poetry(poetry_bin, proj, env, "lock")
-    assert (proj / "poetry.lock").exists()
-    assert (proj / "kernels.lock").read_text() == lock_text  # fresh: left alone
-
-    hub.reset_requests()
-    out = poetry(poetry_bin, proj, env, "install")
-    assert "Downloading locked kernels" in out.stdout, out.stdout
-    assert any(published in r.path for r in hub.requests())
     site = Path(
         run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
         ).stdout.strip()
     )
-    dist_info = _one(site, "poetry_kernels_sample-0.1.0.dist-info")
+    dist_info = _one(site, "my_package-0.1.0.dist-info")
     assert (dist_info / "kernels.lock").read_text() == lock_text
-    assert (dist_info / "top_level.txt").read_text().split() == ["poetry_kernels_sample"]
+    assert (dist_info / "top_level.txt").read_text().split() == ["my_package"]
     rows = record_ok(
         [f"{dist_info.name}/kernels.lock", f"{dist_info.name}/top_level.txt"],
         lambda n: (site / n).read_bytes(),
@@ -399,10 +421,9 @@ def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
     )
     assert f"{dist_info.name}/kernels.lock" in rows
 
-    out = poetry(poetry_bin, proj, env, "kernels", "download", "--all-variants")
-    assert "downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout
-
-    run_out = poetry(poetry_bin, proj, {**env, "HF_HUB_OFFLINE": "1"}, "run", "python", "-c", PROBE)
+    run_out = poetry(
+        poetry_bin, proj, {**env, "HF_HUB_OFFLINE": "1"}, "run", "python", "-c", GUIDE_PROBE
+    )
     got = json.loads(run_out.stdout.strip().splitlines()[-1])
     # The editable install runs the source tree, so load_kernel reads the live kernels.lock there
     # (the embedded copy is checked above).
@@ -413,15 +434,12 @@ def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
         "ok": True,
     }
 
-    out = poetry(poetry_bin, proj, env, "build")
     wheel = _one(proj / "dist", "*.whl")
-    check_wheel_carries(wheel, lock_text, "poetry_kernels_sample")
+    check_wheel_carries(wheel, lock_text, "my_package")
     assert sdist_lock(_one(proj / "dist", "*.tar.gz")) == lock_text
     requires = [
         line
-        for line in wheel_files(wheel)["poetry_kernels_sample-0.1.0.dist-info/METADATA"]
-        .decode()
-        .splitlines()
+        for line in wheel_files(wheel)["my_package-0.1.0.dist-info/METADATA"].decode().splitlines()
         if line.startswith("Requires-Dist")
     ]
     # [project] dependencies, not the path source of [tool.poetry.dependencies], reach the wheel.
@@ -431,9 +449,9 @@ def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
 
     fresh = project_venv(tmp_path / "fresh")
     run([str(fresh), "-m", "pip", "install", "-q", str(wheel)], env=env)
-    got = probe(fresh, env, tmp_path)
+    got = probe(fresh, env, tmp_path, GUIDE_PROBE)
     assert got["core"] == CORE_VERSION and got["ok"] is True
-    assert got["where"] == "kernels.lock of the installed distribution poetry-kernels-sample"
+    assert got["where"] == "kernels.lock of the installed distribution my-package"
 
 
 @pytest.mark.slow

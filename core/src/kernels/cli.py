@@ -61,6 +61,18 @@ def _cmd_add(args: argparse.Namespace) -> int:
     return add_command(Path(args.dir), args.kernels, revision=args.revision)
 
 
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from kernels.remove import remove_command
+
+    return remove_command(Path(args.dir), args.kernels)
+
+
+def _cmd_outdated(args: argparse.Namespace) -> int:
+    from kernels.outdated import outdated_command
+
+    return outdated_command(Path(args.dir), as_json=args.json)
+
+
 def _cmd_versions(args: argparse.Namespace) -> int:
     from kernels.inspect import versions_command
 
@@ -144,6 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--revision", default=None, help="lock this branch, tag or commit instead")
     p.add_argument("--dir", default=".", help="project folder (default: .)")
+
+    p = add(
+        "remove",
+        "Remove kernels from [tool.kernels.dependencies] and kernels.lock (offline).",
+        _cmd_remove,
+    )
+    p.add_argument("kernels", nargs="+", metavar="ORG/NAME", help="the kernels to remove")
+    p.add_argument("--dir", default=".", help="project folder (default: .)")
+
+    p = add(
+        "outdated",
+        "Compare each locked kernel with the newest match of its spec (what --upgrade would do).",
+        _cmd_outdated,
+    )
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add(
         "versions", "List the versions (tags and vN branches) a kernel repo offers.", _cmd_versions

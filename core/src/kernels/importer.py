@@ -103,11 +103,17 @@ def import_folder(
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except BaseException:
+        except BaseException as err:
             for key in [
                 k for k in sys.modules if k == module_name or k.startswith(module_name + ".")
             ]:
                 del sys.modules[key]
+            if isinstance(err, ModuleNotFoundError) and err.name == "torch":
+                what = repo_id or str(folder)
+                raise KernelsError(
+                    f"the kernel {what} ({variant or folder.name}) imports torch, which is not "
+                    f"installed in this interpreter ({sys.executable}); install torch"
+                ) from None
             raise
         _loaded[folder] = LoadedKernel(module_name, folder, repo_id, commit, variant, module)
         return module

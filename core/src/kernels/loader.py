@@ -73,6 +73,10 @@ def listing_for(
 
 def choose_variant(repo_id: str, commit: str, names: list[str], backend: str | None) -> str:
     """The best variant among ``names`` for this interpreter; raise listing every verdict if none."""
+    if set(names) == {"torch-universal"}:
+        # A pure-Python build fits every interpreter: choosing it needs no torch (a download in an
+        # environment without torch works; importing the kernel says what it lacks).
+        return "torch-universal"
     verdicts = rank_variants(names, detect_platform(backend))
     if verdicts and verdicts[0].accepted:
         return verdicts[0].name

@@ -11,25 +11,46 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from kernels.errors import IntegrityError, LockfileError, NotInCacheError
+from kernels.errors import IntegrityError, KernelsError, LockfileError, NotInCacheError
 from kernels.importer import import_folder
 from kernels.lockfile import LockedKernel, parse_lock, read_lock
 
 
-def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
-    """The lock entry for ``repo_id`` from ``lockfile`` or from the calling package's metadata."""
+def _locate(repo_id: str, lockfile: str | Path | None) -> tuple[LockedKernel, Path | None]:
+    """The lock entry for ``repo_id`` and the project folder its lock belongs to (if known)."""
     if lockfile is not None:
-        return read_lock(Path(lockfile)).get(repo_id)
+        return read_lock(Path(lockfile)).get(repo_id), Path(lockfile).parent
     from kernels.distmeta import find_caller, lock_for_caller
 
     caller = find_caller()
     found = lock_for_caller(caller)
     if found is None:
+        where = (
+            f"; or run it from the project folder (none above {Path.cwd()})"
+            if caller.module == "__main__" and caller.file is None
+            else ""
+        )
         raise LockfileError(
             f"no kernels.lock found for module {caller.module!r}: install its project (the build "
-            "embeds kernels.lock in the package metadata) or pass lockfile="
+            f"embeds kernels.lock in the package metadata) or pass lockfile={where}"
         )
-    return parse_lock(found.text, where=found.where).get(repo_id)
+    return parse_lock(found.text, where=found.where).get(repo_id), found.project
+
+
+def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
+    """The lock entry for ``repo_id`` from ``lockfile`` or from the calling package's metadata."""
+    return _locate(repo_id, lockfile)[0]
+
+
+def download_hint(project: Path | None) -> str:
+    """The command that fills the cache for ``project``'s lock, in the tool that manages it."""
+    from kernels._lockembed import project_tool, tool_command
+
+    if project is not None:
+        return tool_command(project, "download")
+    # A lock from an installed distribution: the running tool may still say how to download.
+    tool = project_tool(Path.cwd()) if (Path.cwd() / "pyproject.toml").is_file() else None
+    return tool_command(Path.cwd(), "download") if tool else "kernels download"
 
 
 def load_entry(
@@ -81,17 +102,43 @@ def load_entry(
     return import_folder(inst.path, repo_id=entry.repo_id, commit=inst.commit, variant=inst.variant)
 
 
+def _locked(
+    repo_id: str,
+    lockfile: str | Path | None,
+    *,
+    backend: str | None,
+    cache_only: bool,
+    user_agent: str | dict[str, str] | None = None,
+) -> ModuleType:
+    try:
+        entry, project = _locate(repo_id, lockfile)
+        return load_entry(
+            entry,
+            backend=backend,
+            cache_only=cache_only,
+            hint=download_hint(project),
+            user_agent=user_agent,
+        )
+    except KernelsError:
+        # Raised at import time of the caller's package, a traceback hides the one line that
+        # matters; an uncaught one prints as that line.
+        from kernels.excepthook import install as one_line_when_uncaught
+
+        one_line_when_uncaught()
+        raise
+
+
 def load_kernel(
     repo_id: str, *, lockfile: str | Path | None = None, backend: str | None = None
 ) -> ModuleType:
     """Import the locked kernel from the cache only; never makes a request.
 
-    Fails with :class:`~kernels.errors.NotInCacheError` naming ``kernels download`` when the variant
-    is not cached, and with :class:`~kernels.errors.IntegrityError` when cached files changed.
+    Fails with :class:`~kernels.errors.NotInCacheError` naming the download command (``kernels
+    download``, or the project's tool's: ``uv run kernels download``, ``pdm kernels download``, ...)
+    when the variant is not cached, and with :class:`~kernels.errors.IntegrityError` when cached
+    files changed. Uncaught, these errors print as one line, not a traceback.
     """
-    entry = locked_entry(repo_id, lockfile)
-    hint = f"kernels download {Path(lockfile).parent}" if lockfile else "kernels download"
-    return load_entry(entry, backend=backend, cache_only=True, hint=hint)
+    return _locked(repo_id, lockfile, backend=backend, cache_only=True)
 
 
 def get_locked_kernel(
@@ -106,7 +153,4 @@ def get_locked_kernel(
 
     ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
     """
-    entry = locked_entry(repo_id, lockfile)
-    return load_entry(
-        entry, backend=backend, cache_only=False, hint="kernels download", user_agent=user_agent
-    )
+    return _locked(repo_id, lockfile, backend=backend, cache_only=False, user_agent=user_agent)

@@ -286,7 +286,9 @@ def check_command(project_dir: Path) -> int:
         print(f"{lock_path(project_dir)} is out of date:", file=sys.stderr)
         for r in reasons:
             print(f"  - {r}", file=sys.stderr)
-        print("run `kernels lock` to update it", file=sys.stderr)
+        from kernels._lockembed import tool_command
+
+        print(f"run `{tool_command(project_dir, 'lock')}` to update it", file=sys.stderr)
         return 1
     print(f"{lock_path(project_dir)} is up to date")
     return 0

@@ -1,4 +1,4 @@
-"""The ``poetry kernels ...`` commands: lock, check, download, add.
+"""The ``poetry kernels ...`` commands: lock, check, download, add, remove.
 
 Each one calls the ``kernels`` core and turns its errors (and the plugin's) into one ``Error:`` line
 on stderr with exit code 1.
@@ -203,9 +203,39 @@ class KernelsAddCommand(Command):
         return 0
 
 
+class KernelsRemoveCommand(Command):
+    """``poetry kernels remove``."""
+
+    name = "kernels remove"
+    description = (
+        f"Remove kernel dependencies from [tool.kernels.dependencies] and {LOCK_NAME} (offline)."
+    )
+    arguments: ClassVar[list[Argument]] = [
+        argument("kernels", "ORG/NAME of each kernel to remove.", multiple=True)
+    ]
+
+    def handle(self) -> int:
+        """Edit pyproject.toml (formatting kept) and the lock; refresh the installed copy."""
+        return _run(self, self._handle)
+
+    def _handle(self) -> int:
+        from kernels.remove import remove_dependencies
+
+        result = remove_dependencies(
+            workflow.project_root(self.poetry), list(self.argument("kernels"))
+        )
+        where = f" and <c1>{LOCK_NAME}</c1>" if result.lock else ""
+        for repo in result.removed:
+            self.line(f"Removed <c1>{repo}</c1> from [tool.kernels.dependencies]{where}")
+        if result.lock:
+            _refresh_installed(self)
+        return 0
+
+
 COMMANDS: list[type[Command]] = [
     KernelsLockCommand,
     KernelsCheckCommand,
     KernelsDownloadCommand,
     KernelsAddCommand,
+    KernelsRemoveCommand,
 ]

@@ -65,7 +65,7 @@ class KernelsPlugin(ApplicationPlugin):
 
     @property
     def commands(self) -> list[type[Command]]:
-        """``poetry kernels lock|check|download|add``."""
+        """``poetry kernels lock|check|download|add|remove``."""
         from poetry_plugin_kernels.commands import COMMANDS
 
         return COMMANDS

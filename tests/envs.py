@@ -71,15 +71,17 @@ def tool_venv(name: str, requirements: list[str]) -> Path:
 _session_wheels: dict[str, Path] = {}
 
 
+def distributions() -> list[Path]:
+    """The folders of this repository's distributions: the core, kernels-lockembed and the plugins."""
+    return [ROOT / "core", *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml"))]
+
+
 def local_wheels(dest: Path) -> Path:
     """Build this repo's core and plugin wheels into ``dest`` (once per session); return ``dest``."""
     if "dir" in _session_wheels:
         return _session_wheels["dir"]
     dest.mkdir(parents=True, exist_ok=True)
-    projects = [
-        ROOT / "core",
-        *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml")),
-    ]
+    projects = distributions()
     run(
         [
             sys.executable,
@@ -99,8 +101,10 @@ def local_wheels(dest: Path) -> Path:
 
 def install_local(bin_dir: Path, wheels: Path, *names: str) -> None:
     """(Re)install this repo's distributions ``names`` from ``wheels`` into a tool venv, no deps
-    from the index beyond what they declare."""
+    from the index beyond what they declare. kernels-lockembed, which every one of them depends on,
+    is reinstalled too (a tool venv outlives the session, and its version number does not change)."""
     python = bin_dir / "python"
+    names = tuple(dict.fromkeys([*names, "kernels-lockembed"]))
     run(
         [
             str(python),
@@ -134,6 +138,7 @@ __all__ = [
     "CORE_VERSION",
     "ROOT",
     "TORCH_SITE",
+    "distributions",
     "env_without_venv",
     "install_local",
     "local_wheels",

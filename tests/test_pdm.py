@@ -10,11 +10,9 @@ torch.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -369,46 +367,3 @@ def test_project_without_kernels_is_untouched(pdm: Pdm, pdm_bin: Path, tmp_path:
     out = pdm("install", cwd=project, check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "has no `kernels` package" in out.stderr, out.stderr
-
-
-def test_plugin_distribution_carries_lockembed(pdm: Pdm, wheels: Path, tmp_path: Path) -> None:
-    """pdm-kernels' wheel, sdist and the wheel built from that sdist all carry ``_lockembed.py``, a
-    byte-for-byte copy of the core's; the build hook module imports nothing of the core."""
-    core_copy = (ROOT / "core" / "src" / "kernels" / "_lockembed.py").read_text()
-    (wheel,) = wheels.glob("pdm_kernels-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        assert zf.read("pdm_kernels/_lockembed.py").decode() == core_copy
-
-    # Build from a copy laid out like the repo (the sdist needs ../../core), with pdm's build.
-    repo = tmp_path / "repo"
-    shutil.copytree(
-        ROOT / "plugins" / "pdm",
-        repo / "plugins" / "pdm",
-        ignore=shutil.ignore_patterns("__pycache__", "dist", ".venv", "*.egg-info"),
-    )
-    (repo / "core" / "src" / "kernels").mkdir(parents=True)
-    shutil.copy(ROOT / "core" / "src" / "kernels" / "_lockembed.py", repo / "core/src/kernels")
-    plugin = repo / "plugins" / "pdm"
-    (plugin / ".pdm-python").write_text(sys.executable)  # any interpreter runs the isolated build
-    pdm("build", "-d", str(tmp_path / "dist"), cwd=plugin)
-    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
-    with tarfile.open(sdist) as tf:
-        member = tf.extractfile("pdm_kernels-0.18.0/src/pdm_kernels/_lockembed.py")
-        assert member is not None and member.read().decode() == core_copy
-    (from_sdist,) = (tmp_path / "dist").glob("*.whl")
-    with zipfile.ZipFile(from_sdist) as zf:
-        assert zf.read("pdm_kernels/_lockembed.py").decode() == core_copy
-
-    # The hook module must load where neither PDM nor the core is importable.
-    code = (
-        "import sys; sys.modules['kernels'] = None; sys.modules['pdm'] = None; "
-        "import pdm_kernels.build_hook as h; print(h.pdm_build_update_files.__name__)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(wheel)}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(wheel)!r}); {code}"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert out.returncode == 0 and "pdm_build_update_files" in out.stdout, out.stderr

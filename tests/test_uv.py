@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import textwrap
 import zipfile
@@ -40,17 +39,8 @@ def uv() -> Path:
 
 @pytest.fixture(scope="session")
 def find_links(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder with this repo's wheels: core, plugins and the Poetry wrapper backend."""
-    built = local_wheels(tmp_path_factory.mktemp("local-wheels"))
-    dest = tmp_path_factory.mktemp("uv-find-links")
-    for wheel in built.glob("*.whl"):
-        shutil.copy2(wheel, dest)
-    backend = ROOT / "plugins" / "poetry" / "backend"
-    if (backend / "pyproject.toml").exists():
-        run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(backend)]
-        )
-    return dest
+    """One folder with this repo's wheels: core, kernels-lockembed, plugins, the Poetry wrapper."""
+    return local_wheels(tmp_path_factory.mktemp("local-wheels"))
 
 
 def uv_env(find_links: Path, **extra: str) -> dict[str, str]:

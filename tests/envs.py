@@ -4,7 +4,8 @@
   once per set of requirements; :func:`install_local` puts this repo's core/plugins into it.
 - :func:`project_venv` makes a fresh venv whose interpreter sees the one shared torch install
   (``.cache/torch-site``, through a ``.pth`` file) so no test downloads torch.
-- :func:`local_wheels` builds this repo's core and plugin wheels once per session into one folder,
+- :func:`local_wheels` builds this repo's core and plugin wheels into one folder, once for a given
+  state of their sources (``.cache/local-wheels/<hash>``, shared by parallel workers and later runs),
   for build environments and installers that resolve from an index: point them at it (find-links)
   and pin ``kernels==<our version>``, then check that ours ran.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -76,25 +78,44 @@ def distributions() -> list[Path]:
     return [ROOT / "core", *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml"))]
 
 
+_SKIP_DIRS = {"__pycache__", ".venv", "dist", "build", ".mypy_cache", ".ruff_cache"}
+
+
+def sources_hash(folders: list[Path]) -> str:
+    """A hash of every file under ``folders`` (paths and bytes; build outputs left out)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(".egg-info")
+            )
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def local_wheels(dest: Path) -> Path:
-    """Build this repo's core and plugin wheels into ``dest`` (once per session); return ``dest``."""
+    """A folder with a wheel of each of this repo's distributions, built from the current sources.
+
+    Built once per state of the sources into ``.cache/local-wheels/<hash>`` (under a file lock, so
+    parallel workers build it once) and copied to ``dest``; the first ``dest`` of the session is
+    returned to every later caller.
+    """
     if "dir" in _session_wheels:
         return _session_wheels["dir"]
-    dest.mkdir(parents=True, exist_ok=True)
     projects = distributions()
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "-w",
-            str(dest),
-            *map(str, projects),
-        ]
-    )
+    built = CACHE / "local-wheels" / sources_hash(projects)
+    built.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(built) + ".lock"):
+        if not (built / ".complete").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(built)]
+            run([*cmd, *map(str, projects)])
+            (built / ".complete").write_text("ok")
+    dest.mkdir(parents=True, exist_ok=True)
+    for wheel in built.glob("*.whl"):
+        shutil.copy2(wheel, dest)
     _session_wheels["dir"] = dest
     return dest
 

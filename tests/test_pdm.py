@@ -61,8 +61,16 @@ def pdm_bin(wheels: Path) -> Path:
     return bin_dir
 
 
+@pytest.fixture(scope="module")
+def pdm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pdm's cache for this module's runs. Not the user's: pdm keeps the metadata of a package by
+    name and version, so a wheel of ours rebuilt with new dependencies (same version) would be
+    resolved with the dependencies of an older build."""
+    return tmp_path_factory.mktemp("pdm-cache")
+
+
 @pytest.fixture
-def pdm(pdm_bin: Path, tmp_path: Path) -> Iterator[Pdm]:
+def pdm(pdm_bin: Path, pdm_cache: Path, tmp_path: Path) -> Iterator[Pdm]:
     """``pdm(*args, cwd=..., check=True, env={...})``: run pdm, return the completed process."""
     config = tmp_path / "pdm-config.toml"
 
@@ -72,6 +80,7 @@ def pdm(pdm_bin: Path, tmp_path: Path) -> Iterator[Pdm]:
         full_env = env_without_venv()  # read now: HF_HUB_CACHE is per test
         full_env.update(
             PDM_CONFIG_FILE=str(config),
+            PDM_CACHE_DIR=str(pdm_cache),
             PDM_CHECK_UPDATE="false",
             PDM_IGNORE_ACTIVE_VENV="1",
             PDM_NON_INTERACTIVE="1",

@@ -474,11 +474,15 @@ def test_poetry_per_project_plugin(  # type: ignore[no-untyped-def]
     python = project_venv(proj / ".venv")
     pyproject = proj / "pyproject.toml"
     plugin_wheel = _one(wheels, "poetry_plugin_kernels-*.whl")
-    core_wheel = _one(wheels, "kernels-*.whl")
+    # The plugin and what of ours it depends on, none of it on an index.
+    ours = {
+        name: _one(wheels, f"{name.replace('-', '_')}-*.whl")
+        for name in ("kernels", "kernels-lockembed", "poetry-kernels-backend")
+    }
     text = pyproject.read_text().replace(
         'poetry-plugin-kernels = ">=0.18"',
         f'poetry-plugin-kernels = {{ path = "{plugin_wheel}" }}\n'
-        f'kernels = {{ path = "{core_wheel}" }}',
+        + "".join(f'{name} = {{ path = "{wheel}" }}\n' for name, wheel in ours.items()),
     )
     pyproject.write_text(text + f'\n[tool.kernels.dependencies]\n"{published}" = 1\n')
 

@@ -61,13 +61,16 @@ def listing_hash(files: dict[str, RemoteFile]) -> str:
 def _download_one(
     rc: RepoCache, commit: str, f: RemoteFile, user_agent: str | dict[str, str] | None
 ) -> None:
-    """Put one verified blob in place (no-op when a verified blob is already there).
+    """Put one verified blob in place (no-op when a blob with the right content is already there).
 
     A dropped connection resumes with a Range request from the bytes already received; 429 and
-    5xx answers are retried with bounded backoff (``Retry-After`` honoured).
+    5xx answers are retried with bounded backoff (``Retry-After`` honoured). The bytes reach the
+    disk before the blob appears, so a completion record written later never outlives them.
     """
     blob = rc.blob(f.digest)
-    if blob.is_file() and blob.stat().st_size == f.size:
+    # The right size is not enough: a blob left by another tool, or torn by a crash, would then be
+    # sealed as verified by the completion record. Hashing it costs less than fetching it.
+    if blob.is_file() and blob.stat().st_size == f.size and content_id(blob, f.digest) == f.digest:
         return
     prefix = "" if rc.repo_type == "model" else f"{rc.repo_type}s/"
     url = f"{endpoint()}/{prefix}{rc.repo_id}/resolve/{commit}/{quote(f.path)}"
@@ -101,6 +104,8 @@ def _download_one(
                                     f"{where} is larger than its listed size {f.size}; refusing it ({url})"
                                 )
                             out.write(chunk)
+                        out.flush()
+                        os.fsync(out.fileno())
             except transport as err:  # dropped or refused: resume from what we have
                 last_error = f"{type(err).__name__}: {err}"
                 time.sleep(http.retry_wait(attempt))

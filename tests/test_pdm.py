@@ -376,3 +376,12 @@ def test_project_without_kernels_is_untouched(pdm: Pdm, pdm_bin: Path, tmp_path:
     out = pdm("install", cwd=project, check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "has no `kernels` package" in out.stderr, out.stderr
+
+
+def test_guide_says_how_to_install_a_working_pdm() -> None:
+    """The PDM guide names the hishel 2 breakage and the pin the tests themselves install."""
+    guide = (ROOT / "docs" / "integrations" / "pdm.md").read_text()
+    assert "SyncSqliteStorage" in guide and 'hishel<2"' in guide
+    assert f"`pdm=={PDM_VERSION}`" in guide
+    (pin,) = [r for r in PDM_REQUIREMENTS if r.startswith("hishel")]
+    assert f"`{pin}`" in guide and pin.split("==")[1].startswith("1.")

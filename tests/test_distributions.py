@@ -21,14 +21,23 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from envs import ROOT, distributions, env_without_venv, local_wheels, project_venv, run, tool_venv
+from envs import (
+    ROOT,
+    distributions,
+    env_without_venv,
+    local_wheels,
+    project_venv,
+    run,
+    uv_bin,
+    uv_env,
+)
+from packaging.requirements import Requirement
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-UV = ["uv==0.13.8"]
 
 # Top-level packages each distribution ships (its wheel's only top-level folders).
 PACKAGES = {
@@ -141,6 +150,17 @@ def test_every_distribution_installs_editable(tmp_path: Path) -> None:
     """``pip install -e`` of every distribution into one fresh venv (dependencies from the index):
     each package then imports from the source tree, and each entry point resolves into it."""
     venv = project_venv(tmp_path / "venv", torch=False)
+    # The third-party dependencies first, with uv (poetry alone is dozens of packages: pip would
+    # spend most of the test installing them); pip then resolves and builds ours.
+    third_party = sorted(
+        {
+            str(dep)
+            for folder in distributions()
+            for dep in _project(folder).get("dependencies", [])  # type: ignore[attr-defined]
+            if Requirement(str(dep)).name not in PACKAGES
+        }
+    )
+    run([str(uv_bin()), "pip", "install", "-q", "--python", str(venv), *third_party], env=uv_env())
     editable = [arg for folder in distributions() for arg in ("-e", str(folder))]
     run([str(venv), "-m", "pip", "install", "-q", *editable], env=env_without_venv())
     code = """
@@ -183,13 +203,9 @@ def test_every_distribution_builds_sdist_then_wheel_alone(tmp_path: Path) -> Non
     """``uv build`` of each distribution: the sdist holds no file from outside its folder, and the
     wheel built from that sdist alone has the same files as the one ``pip wheel`` builds from the
     tree (what the other tests install), none of them a copy of another distribution's module."""
-    uv = tool_venv("uv", UV) / "uv"
+    uv = uv_bin()
     wheels = local_wheels(tmp_path / "local-wheels")
-    env = {
-        **env_without_venv(),
-        "UV_NO_CONFIG": "1",
-        "UV_CACHE_DIR": str(ROOT / ".cache" / "uv-cache"),
-    }
+    env = uv_env()
     for folder in distributions():
         name = str(_project(folder)["name"])
         out = tmp_path / name

@@ -28,11 +28,11 @@ from envs import (
     project_venv,
     run,
     tool_venv,
+    uv_bin,
 )
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 HATCH_VERSION = "1.18.2"
-UV_VERSION = "0.13.8"
 PLUGIN = ROOT / "plugins" / "hatch"
 EXAMPLE = ROOT / "examples" / "projects" / "hatch"
 EXAMPLE_REPO = "kernels-community/rmsnorm"
@@ -58,7 +58,7 @@ def hatch_bin(wheels: Path) -> Path:
 @pytest.fixture(scope="session")
 def uv() -> Path:
     """The real uv."""
-    return tool_venv("uv", [f"uv=={UV_VERSION}"]) / "uv"
+    return uv_bin()
 
 
 def tool_env(tmp: Path, wheels: Path, hatch_bin: Path | None = None) -> dict[str, str]:

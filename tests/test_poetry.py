@@ -32,13 +32,13 @@ from envs import (
     project_venv,
     run,
     tool_venv,
+    uv_bin,
 )
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 EXAMPLE = ROOT / "examples" / "projects" / "poetry"
 BACKEND_DIR = ROOT / "plugins" / "poetry" / "backend"
 POETRY = ["poetry==2.5.1"]
-UV = ["uv==0.13.8"]
 SAMPLE_REPO = "kernels-community/rmsnorm"
 CORE_PATH_DEP = '{ path = "../../../core", develop = false }'
 LOCKEMBED_PATH_DEP = '{ path = "../../../plugins/lockembed", develop = false }'
@@ -280,7 +280,7 @@ def test_wrapper_backend_pip_uv_editable(wheels: Path, tmp_path: Path) -> None:
     )
     check_wheel_carries(_one(pip_out, "*.whl"), FAKE_LOCK, "poetry_kernels_sample")
 
-    uv = tool_venv("uv", UV) / "uv"
+    uv = uv_bin()
     uv_out = tmp_path / "uv-out"
     run([str(uv), "build", "-q", "-o", str(uv_out), str(proj)], env=env)
     assert sdist_lock(_one(uv_out, "*.tar.gz")) == FAKE_LOCK

@@ -95,9 +95,8 @@ def uv_bin() -> Path:
 def uv_env() -> dict[str, str]:
     """The environment for this repo's own uv calls: its cache, no user configuration."""
     env = env_without_venv()
-    for key in ("UV_PROJECT_ENVIRONMENT", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_CONFIG_FILE"):
-        env.pop(key, None)
-    env.pop("UV_FIND_LINKS", None)
+    for key in ("PROJECT_ENVIRONMENT", "INDEX_URL", "EXTRA_INDEX_URL", "CONFIG_FILE", "FIND_LINKS"):
+        env.pop(f"UV_{key}", None)
     env.update(
         UV_CACHE_DIR=str(UV_CACHE),
         UV_NO_CONFIG="1",

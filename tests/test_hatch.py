@@ -22,6 +22,7 @@ import pytest
 from envs import (
     ROOT,
     TORCH_SITE,
+    UV_CACHE,
     env_without_venv,
     install_local,
     local_wheels,
@@ -36,7 +37,6 @@ HATCH_VERSION = "1.18.2"
 PLUGIN = ROOT / "plugins" / "hatch"
 EXAMPLE = ROOT / "examples" / "projects" / "hatch"
 EXAMPLE_REPO = "kernels-community/rmsnorm"
-UV_CACHE = ROOT / ".cache" / "uv-cache"
 # Any JSON passes the build hook's check; the end-to-end tests use real locks.
 FAKE_LOCK = '{"kernels": {}}\n'
 

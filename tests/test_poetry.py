@@ -26,6 +26,7 @@ from envs import (
     CACHE,
     CORE_VERSION,
     ROOT,
+    UV_CACHE,
     env_without_venv,
     install_local,
     local_wheels,
@@ -88,7 +89,7 @@ def tool_env(tmp_path: Path, wheels: Path) -> dict[str, str]:
         POETRY_NO_INTERACTION="1",
         PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), env.get("PIP_FIND_LINKS")])),
         UV_FIND_LINKS=str(wheels),
-        UV_CACHE_DIR=str(CACHE / "uv-cache"),
+        UV_CACHE_DIR=str(UV_CACHE),
         NO_COLOR="1",
     )
     return env

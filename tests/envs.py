@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
 TORCH_SITE = CACHE / "torch-site"
 BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
-CORE_VERSION = "0.18.0"
+CORE_VERSION = "0.18.2"
 
 
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:

@@ -19,3 +19,14 @@ def test_cuda_end_to_end() -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "all checks passed" in out.stdout
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_cuda_layers() -> None:
+    """transformers with a KernelConfig on cuda, SiluAndMul, capability ranges, torch.compile."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cuda_layers.py")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed" in out.stdout

@@ -3,7 +3,7 @@
 Tools are real: hatch 1.18.2 (with hatchling) and uv from ``tool_venv``, pip from project venvs.
 hatch-kernels is installed into Hatch's own environment from this repo's wheel (what
 ``[tool.hatch.env] requires`` would do); isolated build environments get it, and ``kernels``, from a
-folder of this repo's wheels, pinned ``==0.18.0`` (PyPI's ``kernels`` is an older release).
+folder of this repo's wheels, pinned ``==0.18.2`` (PyPI's ``kernels`` is an older release).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def example_project(dest: Path, repo: str, installer: str = "uv") -> Path:
     shutil.copytree(EXAMPLE, dest)
     for path in [dest / "pyproject.toml", *dest.rglob("*.py")]:
         text = path.read_text().replace(EXAMPLE_REPO, repo)
-        text = re.sub(r'"(kernels|hatch-kernels)>=0\.18"', r'"\1==0.18.0"', text)
+        text = re.sub(r'"(kernels|hatch-kernels)>=0\.18"', r'"\1==0.18.2"', text)
         path.write_text(text)
     pth = (
         "import pathlib, sysconfig; "
@@ -167,7 +167,7 @@ def kernel_version_offline(python: list[str], cwd: Path, env: dict[str, str], hu
     """Run ``python -c ...`` with HF_HUB_OFFLINE=1: import the example, check that it computes and
     made no Hub request; return the locked kernel's version."""
     code = (
-        "import torch, hatch_demo, kernels; assert kernels.__version__ == '0.18.0'; "
+        "import torch, hatch_demo, kernels; assert kernels.__version__ == '0.18.2'; "
         "y = hatch_demo.normalize(torch.full((2, 4), 3.0)); assert torch.allclose(y, torch.ones(2, 4)); "
         "print('version', hatch_demo.rmsnorm.__version__)"
     )
@@ -337,7 +337,7 @@ def test_hatch_env_without_kernels_is_one_clear_error(hatch_bin, wheels, tmp_pat
     proj = example_project(tmp_path / "proj", "kernels-test/unused")
     pyproject = proj / "pyproject.toml"
     pyproject.write_text(
-        pyproject.read_text().replace('dependencies = ["kernels==0.18.0"]', "dependencies = []", 1)
+        pyproject.read_text().replace('dependencies = ["kernels==0.18.2"]', "dependencies = []", 1)
     )
     (proj / "kernels.lock").write_text(FAKE_LOCK)
     out = call(
@@ -361,7 +361,7 @@ def test_pip_install_editable_and_regular(wheels, hub, tmp_path):  # type: ignor
     python = project_venv(tmp_path / "venv")
     env = tool_env(tmp_path, wheels)
     pip = [str(python), "-m", "pip", "install", "-q"]
-    ok([*pip, "kernels==0.18.0"], tmp_path, env)
+    ok([*pip, "kernels==0.18.2"], tmp_path, env)
     ok([str(python), "-m", "kernels", "lock", str(proj)], tmp_path, env)
     lock = (proj / "kernels.lock").read_text()
     ok([str(python), "-m", "kernels", "download", str(proj)], tmp_path, env)

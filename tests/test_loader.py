@@ -21,7 +21,7 @@ from kernels import (
     has_kernel,
     install_kernel,
 )
-from kernels.errors import KernelsError, ResolutionError
+from kernels.errors import KernelsError, NotFoundOnHubError, ResolutionError
 from kernels.platform import detect_platform
 
 HERE = detect_platform().variant
@@ -133,8 +133,11 @@ def test_versions_revisions_and_specifiers(activation_repo):  # type: ignore[no-
     assert install_kernel(repo, revision=c2).parts[-3] == c2
     with pytest.raises(ResolutionError, match=r"versions available: 0\.1\.0, 0\.2\.0"):
         get_kernel(repo, version=">=1")
-    with pytest.raises(ResolutionError, match="not found"):
+    with pytest.raises(NotFoundOnHubError, match="not found") as missing:
         get_kernel(repo, revision="no-such-branch")
+    assert isinstance(missing.value, OSError)  # as huggingface_hub's RevisionNotFoundError
+    with pytest.raises(ValueError, match=r"versions available"):
+        get_kernel(repo, version=">=1")  # callers written for 0.17.2 catch ValueError
     with pytest.raises(KernelsError, match="either revision= or version="):
         get_kernel(repo, revision="main", version=1)
     with pytest.raises(KernelsError, match="invalid repo id"):

@@ -3,7 +3,7 @@ download` fills the cache in the project environment, and the package loads its 
 
 Each backend (hatchling + hatch-kernels, setuptools + kernels, pdm-backend + pdm-kernels,
 poetry-kernels-backend) is driven by the real uv. Build environments resolve from PyPI plus a folder
-of this repo's wheels (``UV_FIND_LINKS``); build requirements pin ``==0.18.0`` so that it is ours that
+of this repo's wheels (``UV_FIND_LINKS``); build requirements pin ``==0.18.2`` so that it is ours that
 runs (the ``kernels`` on PyPI is 0.17.2). Project environments are venvs made by ``uv venv`` plus ``share_torch`` (they
 see the shared torch through a ``.pth`` file); uv syncs into them and never resolves torch.
 """
@@ -79,7 +79,7 @@ def pin_ours(text: str, repo: str) -> str:
     text = text.replace(EXAMPLE_REPO, repo)
     return re.sub(
         r'"(kernels|hatch-kernels|pdm-kernels|poetry-kernels-backend)>=0\.18"',
-        r'"\1==0.18.0"',
+        r'"\1==0.18.2"',
         text,
     )
 
@@ -95,9 +95,9 @@ def make_project(backend: str, dest: Path, repo: str) -> tuple[Path, str, str]:
         return dest, module.replace("_", "-"), module
     module = {"pdm-backend": "pdmb_demo", "poetry": "poetryb_demo"}[backend]
     build_system = {
-        "pdm-backend": 'requires = ["pdm-backend>=2.4", "pdm-kernels==0.18.0"]\n'
+        "pdm-backend": 'requires = ["pdm-backend>=2.4", "pdm-kernels==0.18.2"]\n'
         'build-backend = "pdm.backend"\n',
-        "poetry": 'requires = ["poetry-kernels-backend==0.18.0"]\n'
+        "poetry": 'requires = ["poetry-kernels-backend==0.18.2"]\n'
         'build-backend = "poetry_kernels_backend"\n',
     }[backend]
     (dest / "src" / module).mkdir(parents=True)
@@ -105,7 +105,7 @@ def make_project(backend: str, dest: Path, repo: str) -> tuple[Path, str, str]:
     (dest / "pyproject.toml").write_text(
         f"[build-system]\n{build_system}\n"
         f'[project]\nname = "{module.replace("_", "-")}"\nversion = "0.1.0"\n'
-        'requires-python = ">=3.10"\ndependencies = ["kernels==0.18.0"]\n\n'
+        'requires-python = ">=3.10"\ndependencies = ["kernels==0.18.2"]\n\n'
         f'[tool.kernels.dependencies]\n"{repo}" = 1\n\n' + CACHE_KEYS
     )
     return dest, module.replace("_", "-"), module
@@ -160,7 +160,7 @@ def load_offline(uv: Path, proj: Path, env: dict[str, str], module: str, hub) ->
     Also checks that the import made no request to the Hub and that the kernel computes.
     """
     code = (
-        f"import torch, {module}, kernels; assert kernels.__version__ == '0.18.0'; "
+        f"import torch, {module}, kernels; assert kernels.__version__ == '0.18.2'; "
         f"y = {module}.normalize(torch.full((2, 4), 3.0)); "
         "assert torch.allclose(y, torch.ones(2, 4)), y; "
         f"print('version', {module}.rmsnorm.__version__)"
@@ -260,7 +260,7 @@ def test_uv_sync_without_cache_keys_keeps_a_stale_lock(uv, find_links, hub, tmp_
     env = uv_env(find_links)
     # The guide's other way to write the first lock: `kernels` in a throwaway tool environment.
     tool_env = {**env, "UV_TOOL_DIR": str(tmp_path / "uv-tools")}
-    out = uvx(uv, ["tool", "run", "--from", "kernels==0.18.0", "kernels", "lock"], proj, tool_env)
+    out = uvx(uv, ["tool", "run", "--from", "kernels==0.18.2", "kernels", "lock"], proj, tool_env)
     assert "wrote" in out
     uvx(uv, ["sync"], proj, env)
     lock_v1 = (proj / "kernels.lock").read_text()

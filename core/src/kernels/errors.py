@@ -1,7 +1,10 @@
 """The exceptions this library raises.
 
 Every error a user can cause or fix derives from :class:`KernelsError`; the CLI prints its message on
-one line and exits non-zero instead of showing a traceback.
+one line and exits non-zero instead of showing a traceback. Each class is also an instance of the
+builtin type that ``kernels`` 0.17.2 raises in the same case (``ValueError`` for bad input and
+unknown versions, ``FileNotFoundError`` for missing variants and cache misses, ``OSError`` for Hub
+failures), so callers written for it, such as transformers, catch ours unchanged.
 """
 
 from __future__ import annotations
@@ -11,29 +14,49 @@ class KernelsError(Exception):
     """Base class: a problem the user can act on; ``str(err)`` says what to do."""
 
 
-class ConfigError(KernelsError):
+class InvalidArgumentError(KernelsError, ValueError):
+    """An argument of a public function is malformed (a repo id, revision, version or backend)."""
+
+
+class ConfigError(KernelsError, ValueError):
     """``[tool.kernels]`` in a ``pyproject.toml`` is malformed."""
 
 
-class LockfileError(KernelsError):
+class LockfileError(KernelsError, ValueError):
     """A ``kernels.lock`` file is malformed, missing, stale or lacks a repository."""
 
 
-class ResolutionError(KernelsError):
-    """A repository, revision or version could not be resolved on the Hub."""
+class ResolutionError(KernelsError, ValueError):
+    """A version of a repository could not be resolved: no branch or tag matches it."""
 
 
-class NoCompatibleVariantError(KernelsError):
+class NoCompatibleVariantError(KernelsError, FileNotFoundError):
     """A repository has no build variant that this interpreter can load."""
 
 
-class IntegrityError(KernelsError):
+class IntegrityError(KernelsError, ValueError):
     """Downloaded or cached bytes do not match the listing or the lock."""
 
 
-class NotInCacheError(KernelsError):
+class NotInCacheError(KernelsError, FileNotFoundError):
     """A kernel is not in the local cache and the call may not download it."""
 
 
-class HubError(KernelsError):
+class HubError(KernelsError, OSError):
     """The Hub answered with an error or could not be reached."""
+
+
+class NotFoundOnHubError(HubError):
+    """The repository or revision does not exist on the Hub (or the token cannot see it)."""
+
+
+class MissingDependencyError(KernelsError, ImportError):
+    """A package the kernel needs (torch, or one of its ``python-depends``) is not installed."""
+
+
+class LayerError(KernelsError, ValueError):
+    """A hub layer is missing from its kernel, or no mapping or mode serves a marked layer."""
+
+
+class LayerValidationError(KernelsError, TypeError):
+    """A hub layer does not fit the module it would replace (state of its own, other forward)."""

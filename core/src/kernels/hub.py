@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from kernels import http
-from kernels.errors import HubError, KernelsError, ResolutionError
+from kernels.errors import HubError, InvalidArgumentError, KernelsError, NotFoundOnHubError
 
 T = TypeVar("T")
 
@@ -43,12 +43,14 @@ def is_commit_sha(revision: str) -> bool:
 
 
 def validate_repo_id(repo_id: object) -> str:
-    """Return ``repo_id`` if it is ``org/name`` made of safe characters; else raise ``KernelsError``."""
+    """Return ``repo_id`` if it is ``org/name`` made of safe characters; else raise ``InvalidArgumentError``."""
     if not isinstance(repo_id, str):
-        raise KernelsError(f"repo id must be a string 'org/name', got {type(repo_id).__name__}")
+        raise InvalidArgumentError(
+            f"repo id must be a string 'org/name', got {type(repo_id).__name__}"
+        )
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(_REPO_PART.match(p) and ".." not in p for p in parts):
-        raise KernelsError(
+        raise InvalidArgumentError(
             f"invalid repo id {repo_id!r}: expected 'org/name' (letters, digits, '-', '_', '.')"
         )
     return repo_id
@@ -58,9 +60,11 @@ _REV_BAD = re.compile(r"(^/|\\|\x00|(^|/)\.\.?(/|$)|//|^$)")
 
 
 def validate_revision(revision: object) -> str:
-    """Return ``revision`` if it is a safe branch, tag or commit name; else raise ``KernelsError``."""
+    """Return ``revision`` if it is a safe branch, tag or commit name; else raise ``InvalidArgumentError``."""
     if not isinstance(revision, str) or _REV_BAD.search(revision) or len(revision) > 255:
-        raise KernelsError(f"invalid revision {revision!r}: expected a branch, tag or commit id")
+        raise InvalidArgumentError(
+            f"invalid revision {revision!r}: expected a branch, tag or commit id"
+        )
     return revision
 
 
@@ -95,12 +99,12 @@ def translate_error(err: BaseException, repo_id: str, revision: str | None) -> K
     if isinstance(err, KernelsError):
         return err
     if isinstance(err, RevisionNotFoundError):
-        return ResolutionError(
+        return NotFoundOnHubError(
             f"revision {revision!r} not found in kernel repo {repo_id} on {endpoint()}; "
             f"run `kernels versions {repo_id}` to see what it offers"
         )
     if isinstance(err, RepositoryNotFoundError):
-        return ResolutionError(
+        return NotFoundOnHubError(
             f"kernel repo {repo_id} not found on {endpoint()} (check the name, HF_ENDPOINT and HF_TOKEN)"
         )
     if isinstance(err, OfflineModeIsEnabled):

@@ -20,6 +20,9 @@ from kernels.platform import detect_platform
 from kernels.resolve import Resolved, make_request, resolve
 from kernels.variants import VariantVerdict, rank_variants
 
+TrustRemoteCode = bool | list[str]
+"""``True`` trusts every repository; a list trusts those repository ids besides trusted publishers."""
+
 
 @dataclass(frozen=True)
 class Installed:
@@ -125,6 +128,7 @@ def install_kernel(
     version: int | str | None = None,
     backend: str | None = None,
     user_agent: str | dict[str, str] | None = None,
+    trust_remote_code: TrustRemoteCode = False,
 ) -> Path:
     """Download the best build variant of ``repo_id`` into the cache and return its folder.
 
@@ -143,11 +147,14 @@ def get_kernel(
     version: int | str | None = None,
     backend: str | None = None,
     user_agent: str | dict[str, str] | None = None,
+    trust_remote_code: TrustRemoteCode = False,
+    check_arch: bool = True,
 ) -> ModuleType:
     """Download (if needed) and import the kernel ``repo_id``; return its module.
 
     Loading the same variant again returns the same module; different versions of one kernel are
-    imported side by side under distinct module names.
+    imported side by side under distinct module names. ``trust_remote_code`` and ``check_arch``
+    take the values 0.17.2 takes (see :doc:`compatibility`).
     """
     inst = install(
         repo_id, revision=revision, version=version, backend=backend, user_agent=user_agent
@@ -161,6 +168,8 @@ def has_kernel(
     revision: str | None = None,
     version: int | str | None = None,
     backend: str | None = None,
+    trust_remote_code: TrustRemoteCode = False,
+    check_arch: bool = True,
 ) -> bool:
     """True when ``repo_id`` at that revision has a build variant this interpreter can load."""
     verdicts = get_kernel_variants(repo_id, revision=revision, version=version, backend=backend)

@@ -32,7 +32,16 @@ def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
     return parse_lock(found.text, where=found.where).get(repo_id)
 
 
-def _load(entry: LockedKernel, *, backend: str | None, cache_only: bool, hint: str) -> ModuleType:
+def load_entry(
+    entry: LockedKernel,
+    *,
+    backend: str | None,
+    cache_only: bool,
+    hint: str,
+    user_agent: str | dict[str, str] | None = None,
+) -> ModuleType:
+    """Import the kernel ``entry`` pins, verified against its hash; download it unless
+    ``cache_only`` (then a miss names ``hint``, the command that fills the cache)."""
     from kernels.cache import RepoCache
     from kernels.loader import choose_variant, install
     from kernels.verify import verify_variant
@@ -50,6 +59,7 @@ def _load(entry: LockedKernel, *, backend: str | None, cache_only: bool, hint: s
             variant=variant,
             expected_hash=expected,
             cache_only=cache_only,
+            user_agent=user_agent,
         )
     except NotInCacheError:
         raise NotInCacheError(
@@ -73,12 +83,22 @@ def load_kernel(
     """
     entry = locked_entry(repo_id, lockfile)
     hint = f"kernels download {Path(lockfile).parent}" if lockfile else "kernels download"
-    return _load(entry, backend=backend, cache_only=True, hint=hint)
+    return load_entry(entry, backend=backend, cache_only=True, hint=hint)
 
 
 def get_locked_kernel(
-    repo_id: str, *, lockfile: str | Path | None = None, backend: str | None = None
+    repo_id: str,
+    *,
+    lockfile: str | Path | None = None,
+    backend: str | None = None,
+    trust_remote_code: bool | list[str] = False,
+    user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
-    """Import the locked kernel, downloading the locked commit's variant first when needed."""
+    """Import the locked kernel, downloading the locked commit's variant first when needed.
+
+    ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
+    """
     entry = locked_entry(repo_id, lockfile)
-    return _load(entry, backend=backend, cache_only=False, hint="kernels download")
+    return load_entry(
+        entry, backend=backend, cache_only=False, hint="kernels download", user_agent=user_agent
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from kernels.errors import KernelsError
+from kernels.errors import InvalidArgumentError, MissingDependencyError
 
 BACKENDS = ("cuda", "rocm", "xpu", "cpu", "metal", "npu")
 
@@ -85,7 +85,7 @@ def _torch_version_info() -> dict[str, object]:
         return {k: getattr(v, k, None) for k in ("__version__", "cuda", "hip", "xpu")}
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
-        raise KernelsError(
+        raise MissingDependencyError(
             "PyTorch is not installed in this interpreter "
             f"({sys.executable}); install torch to load compiled kernels"
         )
@@ -122,10 +122,13 @@ def _parse_version(text: object) -> Version | None:
 def detect_platform(backend: str | None = None) -> Platform:
     """Describe the running interpreter; ``backend`` overrides the detected compute backend.
 
-    Raises :class:`~kernels.errors.KernelsError` when torch is not installed or ``backend`` is unknown.
+    Raises :class:`~kernels.errors.MissingDependencyError` when torch is not installed and
+    :class:`~kernels.errors.InvalidArgumentError` when ``backend`` is unknown.
     """
     if backend is not None and backend not in BACKENDS:
-        raise KernelsError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise InvalidArgumentError(
+            f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}"
+        )
     info = _torch_version_info()
     torch_version = Version(Version(str(info["__version__"])).base_version)
     os_name = _os_name()

@@ -15,7 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from kernels.cache import RepoCache, cached_repos
-from kernels.errors import KernelsError, NotInCacheError, ResolutionError
+from kernels.errors import InvalidArgumentError, NotInCacheError, ResolutionError
 from kernels.hub import (
     Refs,
     commit_of,
@@ -46,20 +46,22 @@ class Request:
 def make_request(
     repo_id: str, *, revision: str | None = None, version: int | str | None = None
 ) -> Request:
-    """Validate and normalise a ``get_kernel``-style request; raise ``KernelsError`` on bad input."""
+    """Validate and normalise a ``get_kernel``-style request; raise ``InvalidArgumentError`` on bad input."""
     validate_repo_id(repo_id)
     if revision is not None and version is not None:
-        raise KernelsError(f"{repo_id}: pass either revision= or version=, not both")
+        raise InvalidArgumentError(f"{repo_id}: pass either revision= or version=, not both")
     if isinstance(version, bool):
-        raise KernelsError(f"{repo_id}: version must be an int (branch vN) or a specifier string")
+        raise InvalidArgumentError(
+            f"{repo_id}: version must be an int (branch vN) or a specifier string"
+        )
     if isinstance(version, int):
         if version < 0:
-            raise KernelsError(f"{repo_id}: version must be >= 0, got {version}")
+            raise InvalidArgumentError(f"{repo_id}: version must be >= 0, got {version}")
         return Request(repo_id, revision=f"v{version}")
     if isinstance(version, str):
         return Request(repo_id, specifier=parse_specifier(version, where=repo_id))
     if version is not None:
-        raise KernelsError(f"{repo_id}: version must be an int or a specifier string")
+        raise InvalidArgumentError(f"{repo_id}: version must be an int or a specifier string")
     return Request(repo_id, revision=validate_revision(revision or "main"))
 
 
@@ -72,11 +74,11 @@ def parse_specifier(text: str, *, where: str) -> SpecifierSet:
             text = f"=={text}"
         spec = SpecifierSet(text)
     except (InvalidSpecifier, InvalidVersion):
-        raise KernelsError(
+        raise InvalidArgumentError(
             f"{where}: invalid version specifier {text!r} (expected e.g. '>=0.1,<0.2')"
         ) from None
     if not str(spec):
-        raise KernelsError(f"{where}: empty version specifier")
+        raise InvalidArgumentError(f"{where}: empty version specifier")
     return spec
 
 

@@ -9,4 +9,4 @@
   environment that installs the project).
 """
 
-__version__ = "0.18.0"
+__version__ = "0.18.2"

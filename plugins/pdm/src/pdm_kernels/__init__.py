@@ -7,4 +7,4 @@ This module imports nothing: the build hook is loaded in isolated build environm
 PDM nor the ``kernels`` core may be importable.
 """
 
-__version__ = "0.18.0"
+__version__ = "0.18.2"

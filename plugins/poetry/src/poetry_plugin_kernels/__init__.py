@@ -6,4 +6,4 @@ Install it per project with ``[tool.poetry.requires-plugins]`` or globally with 
 
 from __future__ import annotations
 
-__version__ = "0.18.0"
+__version__ = "0.18.2"

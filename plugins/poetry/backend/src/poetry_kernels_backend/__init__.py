@@ -31,7 +31,7 @@ from typing import Any
 from kernels_lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
 from poetry.core.masonry import api as _core
 
-__version__ = "0.18.0"
+__version__ = "0.18.2"
 
 get_requires_for_build_wheel = _core.get_requires_for_build_wheel
 get_requires_for_build_sdist = _core.get_requires_for_build_sdist

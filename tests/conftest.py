@@ -68,6 +68,8 @@ LONGEST_FIRST = [
     "test_distributions.py",
     "test_docker_reference.py",
     "test_example_build.py",
+    "test_transformers.py",
+    "test_layers.py",
 ]
 
 

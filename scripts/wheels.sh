@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the wheel of every distribution in this repository into DEST (default: dist/): `kernels`
-# (core/) and the plugins under plugins/ (hatch-kernels, pdm-kernels, poetry-plugin-kernels,
+# (core/) and everything under plugins/ (kernels-lockembed, hatch-kernels, pdm-kernels, poetry-plugin-kernels,
 # poetry-kernels-backend). They are not on PyPI, where `kernels` is an older upstream release:
 # point each tool at DEST as its guide in docs/integrations/ says. Prints DEST's absolute path last.
 #

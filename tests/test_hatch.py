@@ -8,7 +8,6 @@ folder of this repo's wheels, pinned ``==0.18.2`` (PyPI's ``kernels`` is an olde
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -23,23 +22,22 @@ import pytest
 from envs import (
     ROOT,
     TORCH_SITE,
+    UV_CACHE,
     env_without_venv,
     install_local,
     local_wheels,
     project_venv,
     run,
     tool_venv,
+    uv_bin,
 )
 from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 HATCH_VERSION = "1.18.2"
-UV_VERSION = "0.13.8"
 PLUGIN = ROOT / "plugins" / "hatch"
 EXAMPLE = ROOT / "examples" / "projects" / "hatch"
 EXAMPLE_REPO = "kernels-community/rmsnorm"
-LOCKEMBED = ROOT / "core" / "src" / "kernels" / "_lockembed.py"
-UV_CACHE = ROOT / ".cache" / "uv-cache"
 # Any JSON passes the build hook's check; the end-to-end tests use real locks.
 FAKE_LOCK = '{"kernels": {}}\n'
 # A pre-install command that lets an environment see the shared torch (instead of installing it).
@@ -67,7 +65,7 @@ def hatch_bin(wheels: Path) -> Path:
 @pytest.fixture(scope="session")
 def uv() -> Path:
     """The real uv."""
-    return tool_venv("uv", [f"uv=={UV_VERSION}"]) / "uv"
+    return uv_bin()
 
 
 def tool_env(tmp: Path, wheels: Path, hatch_bin: Path | None = None) -> dict[str, str]:
@@ -187,41 +185,6 @@ def kernel_version_offline(python: list[str], cwd: Path, env: dict[str, str], hu
     found = re.search(r"^version (\S+)$", out, re.M)
     assert found, out
     return found.group(1)
-
-
-# ---- the plugin's own packaging -------------------------------------------------------------------
-
-
-def test_plugin_wheel_and_sdist_carry_lockembed(wheels, uv, tmp_path):  # type: ignore[no-untyped-def]
-    """hatch-kernels ships the core's _lockembed.py: in the wheel built from the source tree, in
-    the sdist, and in a wheel built from that sdist (what `uv build` does)."""
-    expected = LOCKEMBED.read_bytes()
-    (ours,) = wheels.glob("hatch_kernels-0.18.2-*.whl")
-    assert wheel_files(ours)["hatch_kernels/_lockembed.py"] == expected
-    env = tool_env(tmp_path, wheels)
-    ok([str(uv), "build", "-q", "-o", str(tmp_path / "dist"), str(PLUGIN)], tmp_path, env)
-    with tarfile.open(next((tmp_path / "dist").glob("*.tar.gz"))) as t:
-        member = t.extractfile("hatch_kernels-0.18.2/src/hatch_kernels/_lockembed.py")
-        assert member is not None and member.read() == expected
-    from_sdist = wheel_files(next((tmp_path / "dist").glob("*.whl")))
-    assert from_sdist["hatch_kernels/_lockembed.py"] == expected
-    assert "hatch_kernels/build.py" in from_sdist and "hatch_kernels/env.py" in from_sdist
-
-
-def test_build_hook_imports_nothing_of_the_core() -> None:
-    """The modules a build environment loads import only the stdlib, hatchling and _lockembed."""
-    for name in ("build.py", "hooks.py", "__init__.py"):
-        tree = ast.parse((PLUGIN / "src" / "hatch_kernels" / name).read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                mods = [node.module or ""]
-            else:
-                continue
-            for mod in mods:
-                top = mod.split(".")[0]
-                assert top != "kernels" and top != "hatch", f"{name} imports {mod}"
 
 
 # ---- the build hook (hatchling in Hatch's venv, which has hatch-kernels and no `kernels`) -------

@@ -26,12 +26,14 @@ from envs import (
     CACHE,
     CORE_VERSION,
     ROOT,
+    UV_CACHE,
     env_without_venv,
     install_local,
     local_wheels,
     project_venv,
     run,
     tool_venv,
+    uv_bin,
 )
 from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
@@ -39,10 +41,10 @@ from kernelhub import publish, unique_repo, universal_rmsnorm
 EXAMPLE = ROOT / "examples" / "projects" / "poetry"
 BACKEND_DIR = ROOT / "plugins" / "poetry" / "backend"
 POETRY = ["poetry==2.5.1"]
-UV = ["uv==0.13.8"]
 SAMPLE_REPO = "kernels-community/rmsnorm"
 PLUGIN = "poetry-plugin-kernels"
 CORE_PATH_DEP = '{ path = "../../../core", develop = false }'
+LOCKEMBED_PATH_DEP = '{ path = "../../../plugins/lockembed", develop = false }'
 BACKEND_REQ = 'requires = ["poetry-kernels-backend>=0.18"]'
 FAKE_LOCK = '{"format": "test", "kernels": {}}\n'
 # The registry reachable here serves PyPI's simple index but not its JSON API, which poetry's
@@ -89,7 +91,7 @@ def tool_env(tmp_path: Path, wheels: Path) -> dict[str, str]:
         POETRY_NO_INTERACTION="1",
         PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), env.get("PIP_FIND_LINKS")])),
         UV_FIND_LINKS=str(wheels),
-        UV_CACHE_DIR=str(CACHE / "uv-cache"),
+        UV_CACHE_DIR=str(UV_CACHE),
         NO_COLOR="1",
     )
     return env
@@ -101,15 +103,19 @@ def make_project(dest: Path, wheels: Path, repo: str, *, backend_by_url: bool = 
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".venv", "dist", "*.lock"))
     pyproject = dest / "pyproject.toml"
     text = pyproject.read_text()
-    assert CORE_PATH_DEP in text and BACKEND_REQ in text
+    assert CORE_PATH_DEP in text and LOCKEMBED_PATH_DEP in text and BACKEND_REQ in text
     core_wheel = _one(wheels, "kernels-*.whl")
+    lockembed = _one(wheels, "kernels_lockembed-*.whl")
     text = text.replace(CORE_PATH_DEP, f'{{ path = "{core_wheel}" }}')
+    text = text.replace(LOCKEMBED_PATH_DEP, f'{{ path = "{lockembed}" }}')
     if backend_by_url:
         # poetry's isolated build resolves build requirements from its own sources (PyPI), which
-        # cannot see a find-links folder: name the local wheel directly.
+        # cannot see a find-links folder: name the local wheels (the backend and its dependency).
         backend = _one(wheels, "poetry_kernels_backend-*.whl")
         text = text.replace(
-            BACKEND_REQ, f'requires = ["poetry-kernels-backend @ {backend.as_uri()}"]'
+            BACKEND_REQ,
+            f'requires = ["poetry-kernels-backend @ {backend.as_uri()}", '
+            f'"kernels-lockembed @ {lockembed.as_uri()}"]',
         )
     pyproject.write_text(text + SIMPLE_SOURCE)
     init = dest / "src" / "poetry_kernels_sample" / "__init__.py"
@@ -258,45 +264,6 @@ def test_add_keeps_formatting(edit) -> None:  # type: ignore[no-untyped-def]
 # ---- the wrapper backend without poetry ---------------------------------------------------------
 
 
-def test_wrapper_backend_imports_no_kernels() -> None:
-    """The backend runs in isolated build envs: stdlib, poetry-core and its own package only."""
-    import ast
-
-    src = BACKEND_DIR / "src" / "poetry_kernels_backend" / "__init__.py"
-    tops = set()
-    for node in ast.walk(ast.parse(src.read_text())):
-        if isinstance(node, ast.Import):
-            tops |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            tops.add(node.module.split(".")[0])
-    assert tops - set(sys.stdlib_module_names) == {"poetry", "poetry_kernels_backend"}, tops
-    deps = (
-        (BACKEND_DIR / "pyproject.toml").read_text().split("dependencies = [", 1)[1].split("]")[0]
-    )
-    assert "kernels" not in deps, deps
-
-
-@pytest.mark.slow
-def test_distributions_vendor_lockembed(wheels: Path, tmp_path: Path) -> None:
-    """Both distributions carry the core's _lockembed.py as a package file, in the sdist and in
-    the wheel uv builds from that sdist (where the repository path is gone)."""
-    uv = tool_venv("uv", UV) / "uv"
-    env = tool_env(tmp_path, wheels)
-    core_copy = (ROOT / "core" / "src" / "kernels" / "_lockembed.py").read_bytes()
-    for src, pkg in (
-        (ROOT / "plugins" / "poetry", "poetry_plugin_kernels"),
-        (BACKEND_DIR, "poetry_kernels_backend"),
-    ):
-        out = tmp_path / pkg
-        run([str(uv), "build", "-q", "-o", str(out), str(src)], env=env)
-        with tarfile.open(_one(out, "*.tar.gz")) as tf:
-            names = [m.name.split("/", 1)[1] for m in tf.getmembers()]
-            assert f"src/{pkg}/_lockembed.py" in names and not [
-                n for n in names if n.startswith("backend/")
-            ]
-        assert wheel_files(_one(out, "*.whl"))[f"{pkg}/_lockembed.py"] == core_copy
-
-
 @pytest.mark.slow
 def test_wrapper_backend_pip_uv_editable(wheels: Path, tmp_path: Path) -> None:
     """`pip wheel` (find-links, the documented name requirement), `uv build` (sdist, then a wheel
@@ -316,7 +283,7 @@ def test_wrapper_backend_pip_uv_editable(wheels: Path, tmp_path: Path) -> None:
     )
     check_wheel_carries(_one(pip_out, "*.whl"), FAKE_LOCK, "poetry_kernels_sample")
 
-    uv = tool_venv("uv", UV) / "uv"
+    uv = uv_bin()
     uv_out = tmp_path / "uv-out"
     run([str(uv), "build", "-q", "-o", str(uv_out), str(proj)], env=env)
     assert sdist_lock(_one(uv_out, "*.tar.gz")) == FAKE_LOCK
@@ -526,11 +493,15 @@ def test_poetry_per_project_plugin(  # type: ignore[no-untyped-def]
     python = project_venv(proj / ".venv")
     pyproject = proj / "pyproject.toml"
     plugin_wheel = _one(wheels, "poetry_plugin_kernels-*.whl")
-    core_wheel = _one(wheels, "kernels-*.whl")
+    # The plugin and what of ours it depends on, none of it on an index.
+    ours = {
+        name: _one(wheels, f"{name.replace('-', '_')}-*.whl")
+        for name in ("kernels", "kernels-lockembed", "poetry-kernels-backend")
+    }
     text = pyproject.read_text().replace(
         'poetry-plugin-kernels = ">=0.18"',
         f'poetry-plugin-kernels = {{ path = "{plugin_wheel}" }}\n'
-        f'kernels = {{ path = "{core_wheel}" }}',
+        + "".join(f'{name} = {{ path = "{wheel}" }}\n' for name, wheel in ours.items()),
     )
     pyproject.write_text(text + f'\n[tool.kernels.dependencies]\n"{published}" = 1\n')
 

@@ -20,13 +20,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from envs import BASE_PYTHON, ROOT, env_without_venv, local_wheels, run, share_torch, tool_venv
+from envs import (
+    BASE_PYTHON,
+    ROOT,
+    local_wheels,
+    run,
+    share_torch,
+    uv_bin,
+)
+from envs import uv_env as envs_uv_env
 from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
-UV_VERSION = "0.13.8"
 EXAMPLES = ROOT / "examples" / "projects"
-UV_CACHE = ROOT / ".cache" / "uv-cache"
 EXAMPLE_REPO = "kernels-community/rmsnorm"
 
 pytestmark = pytest.mark.slow
@@ -35,29 +41,18 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="session")
 def uv() -> Path:
     """The real uv, installed once into .cache/tools."""
-    return tool_venv("uv", [f"uv=={UV_VERSION}"]) / "uv"
+    return uv_bin()
 
 
 @pytest.fixture(scope="session")
 def find_links(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder with this repo's wheels (``scripts/wheels.sh``): core, plugins, wrapper backend."""
+    """One folder with this repo's wheels: core, kernels-lockembed, plugins, the Poetry wrapper."""
     return local_wheels(tmp_path_factory.mktemp("local-wheels"))
 
 
 def uv_env(find_links: Path, **extra: str) -> dict[str, str]:
     """The environment uv runs in: shared cache, our wheels, no user configuration."""
-    env = env_without_venv()
-    for key in ("UV_PROJECT_ENVIRONMENT", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_CONFIG_FILE"):
-        env.pop(key, None)
-    env.update(
-        UV_CACHE_DIR=str(UV_CACHE),
-        UV_NO_CONFIG="1",
-        UV_FIND_LINKS=str(find_links),
-        UV_PYTHON_DOWNLOADS="never",
-        UV_NO_PROGRESS="1",
-    )
-    env.update(extra)
-    return env
+    return {**envs_uv_env(), "UV_FIND_LINKS": str(find_links), **extra}
 
 
 def package_code(module: str, repo: str) -> str:
@@ -331,8 +326,9 @@ def test_uv_sync_missing_lock_is_one_clear_error(uv, find_links, tmp_path):  # t
     )
     assert out.returncode != 0
     # uv runs the build with `UV` set: the fix named is uv's (the project cannot be synced yet).
+    # uv wraps the backend's output to its width: compare with the white space folded.
     fix = "run `uv sync --no-install-project && uv run --no-sync kernels lock` and commit"
-    assert f"kernels.lock is missing; {fix}" in out.stderr, out.stderr
+    assert f"kernels.lock is missing; {fix}" in " ".join(out.stderr.split()), out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -196,6 +196,9 @@ def _receive(r: Any, part: Path, have: int, size: int, where: str, url: str) -> 
             while view:
                 view = view[_on_disk(part, os.write, fd, view) :]
             have += len(chunk)
+        # On disk before the blob is moved into place, so that a completion record written later
+        # never outlives its bytes (a crash would otherwise leave a torn blob of the right name).
+        _on_disk(part, os.fsync, fd)
     finally:
         with contextlib.suppress(OSError):  # nothing is buffered: closing loses nothing
             os.close(fd)

@@ -22,23 +22,39 @@ class RequestRecord:
 
 
 class RequestLog:
-    """Thread-safe, bounded list of :class:`RequestRecord`."""
+    """Thread-safe, bounded list of :class:`RequestRecord`, cleared in epochs.
+
+    A record is appended when its request is answered, which can be long after it arrived (latency,
+    a delaying fault, a client that went away meanwhile). So that :meth:`clear` is a true barrier,
+    a handler takes :meth:`epoch` when its request arrives and passes it to :meth:`append`: a request
+    that arrived before the last ``clear()`` is never logged after it.
+    """
 
     def __init__(self, maxlen: int = MAX_LOG_RECORDS) -> None:
         self._records: deque[RequestRecord] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
+        self._epoch = 0
 
-    def append(self, record: RequestRecord) -> None:
+    def epoch(self) -> int:
+        """The current epoch (the number of ``clear()`` calls so far)."""
         with self._lock:
-            self._records.append(record)
+            return self._epoch
+
+    def append(self, record: RequestRecord, epoch: int | None = None) -> None:
+        """Log ``record`` unless its request arrived in an earlier ``epoch`` than the current one."""
+        with self._lock:
+            if epoch is None or epoch == self._epoch:
+                self._records.append(record)
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._records)
 
     def clear(self) -> None:
+        """Forget every record, and every request still being answered."""
         with self._lock:
             self._records.clear()
+            self._epoch += 1
 
 
 @dataclass

@@ -147,6 +147,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         server = cast(HubHTTPServer, self.server)
         controls = server.controls
+        arrived = controls.log.epoch()
         target = self.path
         if not target.startswith("/"):
             split = urlsplit(target)
@@ -158,7 +159,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadRequest as e:
             self.close_connection = True
-            self._send(HubError(400, str(e)).to_response(), logged_path, None)
+            self._send(HubError(400, str(e)).to_response(), logged_path, None, arrived)
             return
         fault = controls.faults.take(
             self.command, (unquote(raw_path, errors="replace"), logged_path)
@@ -187,9 +188,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             except Exception:
                 logger.exception("Error while answering %s %s", self.command, logged_path)
                 response = json_response({"error": "Internal server error"}, 500)
-        self._send(response, logged_path, fault)
+        self._send(response, logged_path, fault, arrived)
 
-    def _send(self, response: Response, logged_path: str, fault: Fault | None) -> None:
+    def _send(
+        self, response: Response, logged_path: str, fault: Fault | None, arrived: int
+    ) -> None:
         controls = cast(HubHTTPServer, self.server).controls
         head = self.command == "HEAD"
         length = response.length
@@ -208,8 +211,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 length = response.length
                 chunks = response.chunks()
         planned = 0 if head else length if truncate_at is None else min(truncate_at, length)
-        # Recorded before the answer goes out: a client that got its answer finds it in the log.
-        controls.log.append(RequestRecord(self.command, logged_path, response.status, planned))
+        # Recorded before the answer goes out: a client that got its answer finds it in the log;
+        # unless the log was reset since the request arrived (its epoch is then gone).
+        controls.log.append(
+            RequestRecord(self.command, logged_path, response.status, planned), arrived
+        )
         try:
             self.send_response(response.status)
             for name, value in response.headers:

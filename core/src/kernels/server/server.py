@@ -124,10 +124,14 @@ class HubServer:
     # ---------------------------------------------------------------- accounting
 
     def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first."""
+        """A copy of the request log, oldest first: the requests answered so far among those that
+        arrived since the last :meth:`reset_requests` (each is logged just before its answer goes
+        out, so a client that got its answer finds it here)."""
         return self._controls.log.snapshot()
 
     def reset_requests(self) -> None:
+        """Empty the log. Requests that arrived before this call are never logged, even when
+        their answer comes later (a delayed answer, a client killed while waiting)."""
         self._controls.log.clear()
 
     # ---------------------------------------------------------------- faults

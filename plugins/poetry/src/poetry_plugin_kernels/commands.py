@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from cleo.helpers import argument, option
+from kernels_lockembed import LOCK_NAME
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 
 from poetry_plugin_kernels import workflow
-from poetry_plugin_kernels._lockembed import LOCK_NAME
 
 if TYPE_CHECKING:
     from cleo.io.inputs.argument import Argument

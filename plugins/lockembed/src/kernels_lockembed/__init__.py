@@ -1,8 +1,8 @@
 """Embedding ``kernels.lock`` in built or installed package metadata. Standard library only.
 
 Build hooks run in isolated build environments where the ``kernels`` found on an index may be another
-release, so they must not import this library. This one module is the exception they share: the
-plugins' wheels carry a copy of this file (their build force-includes it), and it imports nothing but
+release, so they must not import that library. This distribution (``kernels-lockembed``) is what they
+share instead: the core, every build hook and the plugins depend on it, and it imports nothing but
 the standard library. Keep it that way.
 """
 

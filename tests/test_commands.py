@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import tomllib
 from kernelhub import publish, renamed, unique_repo, universal_rmsnorm
-from kernels._lockembed import LockEmbedError, lock_text_for_build, project_tool, tool_command
 from kernels.lockfile import read_lock
+from kernels_lockembed import LockEmbedError, lock_text_for_build, project_tool, tool_command
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "kernels"]

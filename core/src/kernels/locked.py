@@ -44,7 +44,7 @@ def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
 
 def download_hint(project: Path | None) -> str:
     """The command that fills the cache for ``project``'s lock, in the tool that manages it."""
-    from kernels._lockembed import project_tool, tool_command
+    from kernels_lockembed import project_tool, tool_command
 
     if project is not None:
         return tool_command(project, "download")

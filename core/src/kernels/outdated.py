@@ -115,7 +115,7 @@ def outdated_command(project_dir: Path, *, as_json: bool) -> int:
         ]
         print(_table(table, ["kernel", "spec", "locked", "newest", "status"]))
         if any(r.status in ("outdated", "not locked") for r in rows):
-            from kernels._lockembed import tool_command
+            from kernels_lockembed import tool_command
 
             upgrade = tool_command(project_dir, "lock --upgrade")
             print(f"run `{upgrade}` to move the lock to the newest matches")

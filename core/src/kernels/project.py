@@ -286,7 +286,7 @@ def check_command(project_dir: Path) -> int:
         print(f"{lock_path(project_dir)} is out of date:", file=sys.stderr)
         for r in reasons:
             print(f"  - {r}", file=sys.stderr)
-        from kernels._lockembed import tool_command
+        from kernels_lockembed import tool_command
 
         print(f"run `{tool_command(project_dir, 'lock')}` to update it", file=sys.stderr)
         return 1

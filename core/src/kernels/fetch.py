@@ -2,7 +2,9 @@
 
 Each file is fetched with a single GET of its ``resolve/<commit>/<path>`` URL (no HEAD: the tree
 listing already gave its size and content id), streamed to a temporary file beside its blob,
-checked against the listing's size and content id, then moved into place. Only when every file of the
+checked against the listing's size and content id, then moved into place. Files download in
+parallel, as many at once as the host's throttle allows (:mod:`kernels.throttle`), and report to
+the current progress display (:mod:`kernels.progress`). Only when every file of the
 variant is in place does the completion record appear; an inter-process lock makes concurrent
 processes download each file once.
 """
@@ -10,20 +12,23 @@ processes download each file once.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from kernels import http
+from kernels import http, progress
 from kernels.cache import RepoCache
 from kernels.errors import HubError, IntegrityError, KernelsError
 from kernels.fsutil import safe_relpath, temp_file_in
 from kernels.hashing import content_id, variant_hash
 from kernels.hub import RemoteFile, endpoint
+from kernels.progress import Progress
+from kernels.throttle import concurrency
 
-MAX_WORKERS = 8
 _CHUNK = 1 << 20
 
 
@@ -58,68 +63,129 @@ def listing_hash(files: dict[str, RemoteFile]) -> str:
     return variant_hash((rel, f.digest) for rel, f in files.items())
 
 
-def _download_one(
-    rc: RepoCache, commit: str, f: RemoteFile, user_agent: str | dict[str, str] | None
-) -> None:
+@dataclass(frozen=True)
+class _Batch:
+    """What the files of one variant download share."""
+
+    rc: RepoCache
+    commit: str
+    user_agent: str | dict[str, str] | None
+    progress: Progress
+    since: float
+    """Monotonic start of the download: refusals are timed from it (or from later progress)."""
+    stop: threading.Event
+    """Set when another file failed: the others give up too."""
+
+
+def file_url(rc: RepoCache, commit: str, path: str) -> str:
+    """The ``resolve`` URL of ``path`` at ``commit``."""
+    prefix = "" if rc.repo_type == "model" else f"{rc.repo_type}s/"
+    return f"{endpoint()}/{prefix}{rc.repo_id}/resolve/{commit}/{quote(path)}"
+
+
+def store_blob(rc: RepoCache, f: RemoteFile, tmp: Path, *, where: str, source: str) -> None:
+    """Move ``tmp`` into place as ``f``'s blob if it has ``f``'s content id; else raise naming
+    ``where`` (the file) and ``source`` (where its bytes came from)."""
+    actual = content_id(tmp, f.digest)
+    if actual != f.digest:
+        raise IntegrityError(
+            f"{where} does not match its listed content id ({actual} != {f.digest}); "
+            f"refusing it ({source})"
+        )
+    os.replace(tmp, rc.blob(f.digest))
+
+
+def has_blob(rc: RepoCache, f: RemoteFile) -> bool:
+    """True when ``f``'s blob is in the cache with its listed size."""
+    blob = rc.blob(f.digest)
+    return blob.is_file() and blob.stat().st_size == f.size
+
+
+def _download_one(batch: _Batch, f: RemoteFile) -> None:
     """Put one verified blob in place (no-op when a verified blob is already there).
 
-    A dropped connection resumes with a Range request from the bytes already received; 429 and
-    5xx answers are retried with bounded backoff (``Retry-After`` honoured).
+    A dropped connection resumes with a Range request from the bytes already received; failures
+    are retried and refusals waited out as :class:`kernels.http.Retry` decides.
     """
-    blob = rc.blob(f.digest)
-    if blob.is_file() and blob.stat().st_size == f.size:
+    rc, commit = batch.rc, batch.commit
+    if has_blob(rc, f):
+        batch.progress.advance(files=1, nbytes=f.size)
         return
-    prefix = "" if rc.repo_type == "model" else f"{rc.repo_type}s/"
-    url = f"{endpoint()}/{prefix}{rc.repo_id}/resolve/{commit}/{quote(f.path)}"
+    url = file_url(rc, commit, f.path)
     where = f"{f.path} from {rc.repo_id}@{commit}"
-    tries = http.attempts()
+    retry = http.Retry(url, f"download of {where}", since=batch.since)
     transport = http.transport_errors()
-    last_error = "no attempt made"
-    with temp_file_in(blob.parent, f.digest) as tmp:
-        have = 0
-        for attempt in range(tries):
+    with temp_file_in(rc.blob(f.digest).parent, f.digest) as tmp:
+        have = best = 0
+        while True:
+            if batch.stop.is_set():
+                raise HubError(f"download of {where} stopped: another file failed")
             extra = {"Range": f"bytes={have}-"} if have else {}
-            try:
-                with http.stream(url, extra_headers=extra, user_agent=user_agent) as r:
-                    if r.status_code in http.RETRY_STATUSES:
-                        last_error = f"HTTP {r.status_code}"
-                        time.sleep(http.retry_wait(attempt, r.headers.get("Retry-After")))
+            with retry.attempt():
+                try:
+                    with http.stream(url, extra_headers=extra, user_agent=batch.user_agent) as r:
+                        if not retry.answered(r.status_code, r.headers):
+                            continue
+                        if r.status_code >= 400:
+                            if retry.failures:
+                                raise HubError(retry.give_up_message())
+                            raise HubError(f"{retry.what} failed: HTTP {r.status_code} from {url}")
+                        if have and r.status_code != 206:
+                            batch.progress.advance(nbytes=-have)
+                            have = 0  # the server ignored the Range header: start over
+                        with open(tmp, "r+b" if have else "wb") as out:
+                            out.seek(have)
+                            out.truncate()
+                            for chunk in r.iter_bytes(_CHUNK):
+                                have += len(chunk)
+                                if have > f.size:
+                                    raise IntegrityError(
+                                        f"{where} is larger than its listed size {f.size}; "
+                                        f"refusing it ({url})"
+                                    )
+                                out.write(chunk)
+                                batch.progress.advance(nbytes=len(chunk))
+                                if have > best:  # only new bytes count as progress
+                                    best = have
+                                    retry.progressed()
+                except transport as err:  # dropped or refused: resume from what we have
+                    if retry.failed(f"{type(err).__name__}: {err}"):
                         continue
-                    if r.status_code >= 400:
-                        raise HubError(
-                            f"download of {where} failed: HTTP {r.status_code} from {url}"
-                        )
-                    if have and r.status_code != 206:
-                        have = 0  # the server ignored the Range header: start over
-                    with open(tmp, "r+b" if have else "wb") as out:
-                        out.seek(have)
-                        out.truncate()
-                        for chunk in r.iter_bytes(_CHUNK):
-                            have += len(chunk)
-                            if have > f.size:
-                                raise IntegrityError(
-                                    f"{where} is larger than its listed size {f.size}; refusing it ({url})"
-                                )
-                            out.write(chunk)
-            except transport as err:  # dropped or refused: resume from what we have
-                last_error = f"{type(err).__name__}: {err}"
-                time.sleep(http.retry_wait(attempt))
-                continue
+                    raise HubError(retry.give_up_message()) from err
             if have < f.size:
-                last_error = f"connection closed after {have} of {f.size} bytes"
-                continue
+                if retry.failed(f"connection closed after {have} of {f.size} bytes"):
+                    continue
+                raise HubError(retry.give_up_message())
             break
-        else:
-            raise HubError(
-                f"download of {where} failed after {tries} attempts ({last_error}): {url}"
-            )
-        actual = content_id(tmp, f.digest)
-        if actual != f.digest:
-            raise IntegrityError(
-                f"{where} does not match its listed content id ({actual} != {f.digest}); "
-                f"refusing it ({url})"
-            )
-        os.replace(tmp, blob)
+        store_blob(rc, f, tmp, where=where, source=url)
+    batch.progress.advance(files=1)
+
+
+def download_files(
+    rc: RepoCache,
+    commit: str,
+    files: list[RemoteFile],
+    *,
+    user_agent: str | dict[str, str] | None = None,
+    label: str = "",
+) -> None:
+    """Fetch and verify the blobs of ``files`` in parallel (as many at once as the host's throttle
+    allows), reporting to the current progress; the first failure stops the rest and is raised."""
+    if not files:
+        return
+    with progress.for_download(label or rc.repo_id) as shown:
+        shown.add_total(len(files), sum(f.size for f in files))
+        batch = _Batch(rc, commit, user_agent, shown, time.monotonic(), threading.Event())
+        with ThreadPoolExecutor(max_workers=min(concurrency(), len(files))) as pool:
+            futures = [pool.submit(_download_one, batch, f) for f in files]
+            try:
+                for fut in as_completed(futures):
+                    fut.result()
+            except BaseException:
+                batch.stop.set()
+                for fut in futures:
+                    fut.cancel()
+                raise
 
 
 def _link(rc: RepoCache, commit: str, path: str, digest: str) -> None:
@@ -168,15 +234,24 @@ def ensure_variant(
         done = rc.completion(commit, variant)
         if done is not None and done.get("hash") == vhash:
             return rc.variant_dir(commit, variant)
-        todo = list(files.values())
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(todo))) as pool:
-            for fut in [pool.submit(_download_one, rc, commit, f, user_agent) for f in todo]:
-                fut.result()
-        for f in todo:
-            _link(rc, commit, f.path, f.digest)
-        record: dict[str, Any] = {
-            "hash": vhash,
-            "files": {rel: f.digest for rel, f in sorted(files.items())},
-        }
-        rc.mark_complete(commit, variant, record)
+        download_files(
+            rc,
+            commit,
+            list(files.values()),
+            user_agent=user_agent,
+            label=f"{rc.repo_id} {variant}",
+        )
+        finish_variant(rc, commit, variant, files)
     return rc.variant_dir(commit, variant)
+
+
+def finish_variant(rc: RepoCache, commit: str, variant: str, files: dict[str, RemoteFile]) -> None:
+    """Link the variant's blobs into the snapshot and write its completion record (the caller
+    holds the variant's lock and has every blob in place, verified)."""
+    for f in files.values():
+        _link(rc, commit, f.path, f.digest)
+    record: dict[str, Any] = {
+        "hash": listing_hash(files),
+        "files": {rel: f.digest for rel, f in sorted(files.items())},
+    }
+    rc.mark_complete(commit, variant, record)

@@ -19,17 +19,24 @@ class HubServer:
     """A Hub-compatible HTTP server over bare git repositories under ``root``.
 
     ``start()`` serves in a daemon thread; ``endpoint`` is the URL to give ``huggingface_hub``.
-    ``latency_ms`` (settable while running) delays every answer. ``requests()`` returns the log
+    ``latency_ms`` (settable while running) delays every answer; ``rate_limit`` (requests per
+    second, settable) answers 429 with ``Retry-After`` beyond it. ``requests()`` returns the log
     of answered requests; ``add_fault()`` injects failures for reliability tests.
     """
 
     def __init__(
-        self, root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        rate_limit: float | None = None,
     ) -> None:
         self.root = Path(root)
         self.host = host
         self.port = port
-        self._controls = ServerControls(latency_ms)
+        self._controls = ServerControls(latency_ms, rate_limit)
         self._store: GitStore | None = None
         self._httpd: HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -107,6 +114,17 @@ class HubServer:
         self._controls.latency_ms = float(value)
 
     @property
+    def rate_limit(self) -> float | None:
+        """Requests per second answered normally (bursts up to one second's worth); beyond it,
+        429 with ``Retry-After`` and ``RateLimit`` headers. ``None``: no limit. Setting it
+        starts a full bucket."""
+        return self._controls.limiter.rate
+
+    @rate_limit.setter
+    def rate_limit(self, value: float | None) -> None:
+        self._controls.limiter.rate = value
+
+    @property
     def tree_page_size(self) -> int:
         """Entries per page of tree and commit listings (the Hub uses 1000)."""
         return self._controls.page_size
@@ -168,7 +186,12 @@ class HubServer:
 
 
 def serve_forever(
-    root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+    root: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency_ms: float = 0.0,
+    rate_limit: float | None = None,
 ) -> None:
     """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout."""
     stop = threading.Event()
@@ -183,7 +206,9 @@ def serve_forever(
         except ValueError:  # not the main thread: the caller handles signals
             pass
     try:
-        with HubServer(root, host=host, port=port, latency_ms=latency_ms) as hub:
+        with HubServer(
+            root, host=host, port=port, latency_ms=latency_ms, rate_limit=rate_limit
+        ) as hub:
             sys.stdout.write(hub.endpoint + "\n")
             sys.stdout.flush()
             while not stop.wait(0.5):

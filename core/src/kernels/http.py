@@ -72,7 +72,8 @@ def stated_limit(headers: Mapping[str, str]) -> str | None:
     if m is None:
         return None
     quota, window = int(m[1]), int(m[2])
-    return f"{quota} requests per {window} s" if window != 1 else f"{quota} requests per second"
+    per = "second" if window == 1 else f"{window} s"
+    return f"{quota} request{'' if quota == 1 else 's'} per {per}"
 
 
 class Retry:
@@ -139,22 +140,26 @@ class Retry:
     def _refused(self, status: int, headers: Mapping[str, str]) -> None:
         self.refusals += 1
         self.last_error = f"HTTP {status}"
-        now = time.monotonic()
         bound = stall_timeout()
-        stalled = now - max(self.throttle.last_progress, self.started)
+        stalled = time.monotonic() - max(self.throttle.last_progress, self.started)
         asked = asked_wait(headers)
-        wait = asked if asked is not None else retry_wait(self.refusals - 1)
-        limit = stated_limit(headers) or self.throttle.policy
-        if stalled + wait > bound:
+        left = bound - stalled
+        # A wait longer than the whole bound can never be met: fail now rather than at the bound.
+        if stalled >= bound or (asked is not None and asked > bound):
+            limit = stated_limit(headers) or self.throttle.policy
             kind = "429 (too many requests)" if status == 429 else f"{status} (unavailable)"
             said = f"; it states a limit of {limit}" if limit else ""
-            ask = f" and asks to wait {wait:g} s more" if asked is not None else ""
+            ask = (
+                f" and asks to wait {asked:g} s more" if asked is not None and asked > left else ""
+            )
             raise HubError(
                 f"{self.what}: the Hub kept answering HTTP {kind} for {stalled:.0f} s without "
                 f"progress{ask}{said}; giving up (KERNELS_HTTP_STALL_TIMEOUT={bound:g} s). "
                 f"Try again later, spread the load over time, or raise "
                 f"KERNELS_HTTP_STALL_TIMEOUT ({self.url})"
             )
+        # The last try happens at the bound, not before it.
+        wait = min(asked if asked is not None else retry_wait(self.refusals - 1), left)
         self.throttle.refused(self._attempt_started, wait, stated_limit(headers))
 
 

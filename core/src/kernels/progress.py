@@ -49,6 +49,8 @@ class Progress:
     def add_total(self, files: int, nbytes: int) -> None:
         """More work became known: ``files`` files of ``nbytes`` bytes in all."""
         with self._lock:
+            if not self.files_total:
+                self.started = time.monotonic()  # speeds count from the first file, not setup
             self.files_total += files
             self.bytes_total += nbytes
         self._changed()

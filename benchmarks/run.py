@@ -250,8 +250,12 @@ class Bench:
         barrier: bool = False,
         child_json: bool = True,
         extra_env: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Measure:
         """Run ``cmd`` once (``procs`` copies at once), adding its time and requests to ``m``.
+
+        Processes still running ``timeout`` seconds after the start are killed, and the run counts
+        as failed ("did not finish within ...").
 
         With ``barrier``, ``cmd`` takes ``--barrier DIR`` (see ``child.py``): the clock starts when
         every process has imported torch and they are released together, so the time is that of
@@ -283,7 +287,17 @@ class Bench:
             self.hub.reset_requests()  # type: ignore[attr-defined]
             t = time.perf_counter()
             (gate / "go").touch()
-        outs = [p.communicate() for p in ps]
+        outs = []
+        for p in ps:
+            left = None if timeout is None else max(0.1, timeout - (time.perf_counter() - t))
+            try:
+                outs.append(p.communicate(timeout=left))
+            except subprocess.TimeoutExpired:
+                for q in ps:
+                    q.kill()
+                    q.communicate()
+                m.error = f"did not finish within {timeout:.0f} s (stopped)"
+                return m
         elapsed = time.perf_counter() - t
         records = self.hub.requests()  # type: ignore[attr-defined]
         for p, (out, err) in zip(ps, outs, strict=True):
@@ -302,12 +316,12 @@ class Bench:
 # ---- seeding ---------------------------------------------------------------------------------------
 
 
-def seed(endpoint: str, work: Path) -> dict[str, object]:
-    """Build the CPU activation variant, publish ``N_DEPS`` 28-variant repos; return facts."""
+def base_variant(stage: Path) -> tuple[Path, dict[str, object]]:
+    """A copy under ``stage`` of the CPU activation variant that both implementations load, and
+    its ``metadata.json``."""
     import build as example_build  # examples/kernels/build.py
 
     built = example_build.build_variant(EXAMPLES / "activation", backend="cpu")
-    stage = work / "stage"
     base = stage / "base" / built.name
     shutil.copytree(built, base)
     # Upstream 0.17.2 parses metadata.json's "version" as an integer (the major version) and
@@ -316,6 +330,15 @@ def seed(endpoint: str, work: Path) -> dict[str, object]:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["version"] = 1
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return base, meta
+
+
+def seed(endpoint: str, work: Path) -> dict[str, object]:
+    """Build the CPU activation variant, publish ``N_DEPS`` 28-variant repos; return facts."""
+    import build as example_build  # examples/kernels/build.py
+
+    stage = work / "stage"
+    base, meta = base_variant(stage)
     dirs = [base]
     for name in OTHER_VARIANTS:
         copy = stage / "copies" / name
@@ -341,7 +364,7 @@ def seed(endpoint: str, work: Path) -> dict[str, object]:
     ]
     files = example_build.variant_files(base)
     return {
-        "variant": built.name,
+        "variant": base.name,
         "variants": len(dirs),
         "files": len(files),
         "commit": commits[0],
@@ -782,15 +805,15 @@ DOC_STUB = f"""# Benchmarks
 """
 
 
-def save_docs(block: str) -> None:
-    """Put ``block`` between the results markers of docs/benchmarks.md (keeping the prose)."""
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else DOC_STUB
-    if BEGIN not in text or END not in text:
-        text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(f"{head}{BEGIN}\n{block}{END}{tail}", encoding="utf-8")
+def save_docs(block: str, page: Path = DOCS, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``block`` between the results markers of ``page`` (keeping the prose)."""
+    text = page.read_text(encoding="utf-8") if page.exists() else DOC_STUB
+    if begin not in text or end not in text:
+        text = text.rstrip() + f"\n\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(f"{head}{begin}\n{block}{end}{tail}", encoding="utf-8")
 
 
 # ---- main ----------------------------------------------------------------------------------------------

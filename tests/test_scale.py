@@ -142,6 +142,37 @@ def test_300_files_at_20_per_second_one_and_eight_processes(limited, tmp_path): 
     assert slowest < 1.5 * floor_eight, (slowest, floor_eight, len(served))
 
 
+def test_rate_limit_answers_429_with_retry_after_beyond_the_rate(limited):  # type: ignore[no-untyped-def]
+    """The server's limit: bursts of one second's worth, then 429 with Retry-After and the IETF
+    RateLimit headers, stating the policy; refused requests take no allowance."""
+    import urllib.error
+    import urllib.request
+
+    server, repo, _ = limited
+    url = f"{server.endpoint}/api/kernels/{repo}/revision/v1"
+    server.rate_limit = 3
+    try:
+        statuses, refusal = [], None
+        for _ in range(5):
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    statuses.append(r.status)
+            except urllib.error.HTTPError as err:
+                statuses.append(err.code)
+                refusal = err.headers
+        assert statuses == [200, 200, 200, 429, 429]
+        assert refusal is not None and refusal["Retry-After"] == "1"
+        assert refusal["RateLimit-Policy"] == '"token bucket";"requests";q=3;w=1'
+        assert refusal["RateLimit"] == '"requests";r=0;t=1'
+        time.sleep(0.4)  # one more token
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        server.rate_limit = None
+    with pytest.raises(ValueError):
+        server.rate_limit = 0
+
+
 def test_refusals_longer_than_the_bound_fail_naming_repo_and_limit(limited, monkeypatch):  # type: ignore[no-untyped-def]
     """A Hub answering only 429 (Retry-After: 1) for longer than KERNELS_HTTP_STALL_TIMEOUT: a clear
     error naming the repo and the bound, after that long, Retry-After honoured; a Hub asking for

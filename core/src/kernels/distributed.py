@@ -408,22 +408,26 @@ def _describe(err: BaseException) -> str:
     return str(err) if isinstance(err, KernelsError) else f"{type(err).__name__}: {err}"
 
 
-_controls: dict[tuple[tuple[int, ...], float], Any] = {}
+_controls: dict[tuple[tuple[int, ...], float], tuple[Any, Any]] = {}
 
 
 def _control_group(ranks: list[int], timeout: float) -> Any:
-    """A gloo group over ``ranks`` with our timeout, made once per process (every member makes it)."""
+    """A gloo group over ``ranks`` with our timeout, made once per process group (every member
+    makes it; a new ``init_process_group`` gets new ones)."""
     import torch.distributed as dist
 
     key = (tuple(ranks), timeout)
-    if key not in _controls:
-        _controls[key] = dist.new_group(
+    world = dist.group.WORLD
+    cached = _controls.get(key)
+    if cached is None or cached[0] is not world:
+        group = dist.new_group(
             ranks=ranks,
             timeout=timedelta(seconds=timeout),
             backend="gloo",
             use_local_synchronization=True,
         )
-    return _controls[key]
+        _controls[key] = cached = (world, group)
+    return cached[1]
 
 
 def _node_key() -> str:
@@ -600,7 +604,8 @@ def download(
             for rel, f in sorted(variant_files(listing, t.variant).items()):
                 entries.append(_Entry(f, rc if write_here else None, f"{t.describe()}/{rel}"))
         receivers = sorted({job.src} | {job.ranks[i] for i, n in enumerate(needs) if n})
-        moved = sum(e.file.size for e in entries)
+        # Only the first rank's own node lacking something: its download already filled it.
+        moved = sum(e.file.size for e in entries) if len(receivers) > 1 else 0
         if moved and job.rank in receivers:
             data = _data_group(job, receivers)
             try:

@@ -84,6 +84,12 @@ def run_one(
     return m, statuses
 
 
+def rss_text(m: bench.Measure) -> str:
+    """The largest peak resident memory of the run's processes, in MB (``-`` without one)."""
+    values = [c["maxrss_mb"] for c in m.child if "maxrss_mb" in c]
+    return f"{max(values):.0f}" if values else "-"
+
+
 def seconds_text(m: bench.Measure, cap: float | None) -> str:
     """Median wall seconds, "> N s" for a stopped run, or "fails"."""
     if m.ok:
@@ -131,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             served_o, served_u = sum(so.values()) - so[429], sum(su.values()) - su[429]
             rows.append(
                 f"| {title} | {served_o} + {so[429]} | {served_u} + {su[429]} "
-                f"| {seconds_text(mo, None)} | {seconds_text(mu, cap)} | {ratio} |"
+                f"| {seconds_text(mo, None)} | {seconds_text(mu, cap)} | {ratio} "
+                f"| {rss_text(mo)} / {rss_text(mu)} |"
             )
             if key != "latency" and mo.ok and mo.child:
                 # In-process load time (after the interpreter and torch started), slowest process.
@@ -143,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 rows[-1] += " |"
             if not mu.ok:
-                rows.append(f"| | | upstream: {bench.cell(str(mu.error))} | | | | |")
+                rows.append(f"| | | upstream: {bench.cell(str(mu.error))} | | | | | |")
     finally:
         hub.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -160,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "Requests are those answered normally + those refused with 429, counted at the "
             "server; times are wall seconds around the process(es) (for 8 processes, from their "
-            "release after `import torch` until the last exits); ratio = upstream / ours. The "
-            "floor is requests answered / allowed rate.",
+            "release after `import torch` until the last exits); ratio = upstream / ours; peak "
+            "RSS is the largest of the processes' (torch included). The floor is requests "
+            "answered / allowed rate.",
             "",
             "| scenario | ours requests | upstream requests | ours s | upstream s | ratio "
-            "| ours vs the floor |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| peak RSS MB, ours / upstream | ours vs the floor |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
             *rows,
             "",
         ]

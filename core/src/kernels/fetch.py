@@ -113,13 +113,11 @@ def _download_one(batch: _Batch, f: RemoteFile) -> None:
         return
     url = file_url(rc, commit, f.path)
     where = f"{f.path} from {rc.repo_id}@{commit}"
-    retry = http.Retry(url, f"download of {where}", since=batch.since)
+    retry = http.Retry(url, f"download of {where}", since=batch.since, cancel=batch.stop)
     transport = http.transport_errors()
     with temp_file_in(rc.blob(f.digest).parent, f.digest) as tmp:
         have = best = 0
         while True:
-            if batch.stop.is_set():
-                raise HubError(f"download of {where} stopped: another file failed")
             extra = {"Range": f"bytes={have}-"} if have else {}
             with retry.attempt():
                 try:

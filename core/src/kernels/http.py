@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -83,9 +84,18 @@ class Retry:
     try went with :meth:`answered`, :meth:`failed` or :meth:`progressed`.
     """
 
-    def __init__(self, url: str, what: str, *, since: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        what: str,
+        *,
+        since: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.url = url
         self.what = what
+        self.cancel = cancel
+        """When set (another request of the same job failed), the next attempt raises."""
         self.throttle = throttle_for(url)
         self.started = time.monotonic() if since is None else since
         """Monotonic time refusals are counted from (unless the host made progress since)."""
@@ -98,8 +108,12 @@ class Retry:
 
     @contextmanager
     def attempt(self) -> Iterator[None]:
-        """Hold a slot of the host's throttle for one try."""
-        self._attempt_started = self.throttle.acquire(self._not_before)
+        """Hold a slot of the host's throttle for one try (raises :class:`HubError` once
+        ``cancel`` is set)."""
+        started = self.throttle.acquire(self._not_before, self.cancel)
+        if started is None:
+            raise HubError(f"{self.what} stopped: another request failed")
+        self._attempt_started = started
         try:
             yield
         finally:

@@ -124,18 +124,27 @@ class Throttle:
         shared = min(shared, stall_timeout())
         return max(0.0, self._pause_until - now, shared)
 
-    def acquire(self, not_before: float = 0.0) -> float:
+    def acquire(
+        self, not_before: float = 0.0, cancel: threading.Event | None = None
+    ) -> float | None:
         """Wait for a free slot, for pauses to pass and until monotonic time ``not_before``; take
-        the slot and return the monotonic time the request starts."""
+        the slot and return the monotonic time the request starts. ``None`` (no slot taken) when
+        ``cancel`` is set meanwhile."""
         with self._cond:
             while True:
+                if cancel is not None and cancel.is_set():
+                    return None
                 now = time.monotonic()
                 wait = max(self.pause_left(), not_before - now)
                 limit = min(self.allowed, concurrency())
                 if wait <= 0 and self._in_flight < limit:
                     self._in_flight += 1
                     return now
-                self._cond.wait(wait if wait > 0 else None)
+                # Woken by a released slot; a cancel is noticed within half a second.
+                timeout = wait if wait > 0 else None
+                if cancel is not None:
+                    timeout = 0.5 if timeout is None else min(timeout, 0.5)
+                self._cond.wait(timeout)
 
     def release(self) -> None:
         """Give the slot back."""

@@ -15,10 +15,26 @@ from kernels import __version__
 from kernels.errors import KernelsError
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from kernels.server import serve_forever
 
-    serve_forever(Path(args.root), host=args.host, port=args.port, latency_ms=args.latency_ms)
+    serve_forever(
+        Path(args.root),
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
+    )
     return 0
 
 
@@ -111,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay every answer by this many milliseconds"
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="answer at most N requests per second (bursts of one second's worth); beyond, "
+        "429 with Retry-After, as the Hub does",
     )
 
     p = add("lock", "Resolve [tool.kernels.dependencies] and write DIR/kernels.lock.", _cmd_lock)

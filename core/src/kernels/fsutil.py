@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from kernels.errors import FileSystemError, KernelsError
@@ -58,6 +59,23 @@ def _new_file(directory: Path, name: str, suffix: str) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
+
+
+@contextlib.contextmanager
+def temp_file_in(directory: Path, name: str) -> Iterator[Path]:
+    """A fresh empty file in ``directory`` (same file system, so ``os.replace`` of it is atomic;
+    mode 0o666 less the umask), removed afterwards unless it was moved away."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _new_file(directory, name, ".incomplete")
+    except OSError as err:
+        raise fs_error(err, directory) from err
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:

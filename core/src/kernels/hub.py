@@ -183,7 +183,7 @@ def list_refs(repo_id: str) -> tuple[Refs, str]:
     """One request: the repo's branches and tags, and its repo type."""
 
     def go(repo_type: str) -> tuple[Refs, str]:
-        data = http.get(api_url(repo_type, repo_id, "refs")).json()
+        data = http.get(api_url(repo_type, repo_id, "refs"), what=f"the refs of {repo_id}").json()
         refs = Refs(
             {b["name"]: _sha(b["targetCommit"], repo_id) for b in data.get("branches", [])},
             {t["name"]: _sha(t["targetCommit"], repo_id) for t in data.get("tags", [])},
@@ -197,7 +197,8 @@ def commit_of(repo_id: str, revision: str) -> tuple[str, str]:
     """One request: the commit id that ``revision`` (branch, tag or commit) names, and the repo type."""
 
     def go(repo_type: str) -> tuple[str, str]:
-        data = http.get(api_url(repo_type, repo_id, "revision", revision)).json()
+        url = api_url(repo_type, repo_id, "revision", revision)
+        data = http.get(url, what=f"resolving {repo_id}@{revision}").json()
         return _sha(data.get("sha"), repo_id), repo_type
 
     return call(repo_id, revision, go)
@@ -243,7 +244,7 @@ def list_files(repo_id: str, commit: str, path: str = "build") -> tuple[list[Rem
         files: list[RemoteFile] = []
         while url:
             try:
-                r = http.get(url, params=params)
+                r = http.get(url, params=params, what=f"the file listing of {repo_id}@{commit}")
             except EntryNotFoundError:
                 return [], repo_type
             for e in r.json():

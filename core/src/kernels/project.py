@@ -295,21 +295,23 @@ def check_command(project_dir: Path) -> int:
 
 
 def download_command(project_dir: Path, *, all_variants: bool) -> int:
-    """``kernels download``: exit 0 when every locked kernel is in the cache, else 1 naming failures."""
+    """``kernels download``: exit 0 when every locked kernel is in the cache, else 1 naming failures.
+
+    On a terminal a bar shows files and bytes as they arrive; otherwise each kernel gets a line.
+    """
+    from kernels.progress import for_command, reporting
+
     lock = read_lock(lock_path(project_dir))
     total = len(lock.kernels)
-    tty = sys.stderr.isatty()
     done = [0]
+    shown = for_command("kernels download")
 
     def progress(repo: str, error: str | None) -> None:
         done[0] += 1
-        if tty:
-            mark = "failed" if error else "ok"
-            print(f"\r[{done[0]}/{total}] {repo} {mark}\033[K", end="", file=sys.stderr, flush=True)
+        shown.note(f"[{done[0]}/{total}] {repo} {'failed' if error else 'ok'}")
 
-    result = download_locked(lock, all_variants=all_variants, progress=progress)
-    if tty and total:
-        print(file=sys.stderr)
+    with reporting(shown):
+        result = download_locked(lock, all_variants=all_variants, progress=progress)
     files = sum(len(p) for p in result.ok.values())
     print(
         f"downloaded {len(result.ok)}/{total} locked kernel(s) ({files} variant(s)) into the cache"

@@ -1,7 +1,7 @@
-"""HTTP/1.1 plumbing: a thread per connection, keep-alive, latency, faults and accounting.
+"""HTTP/1.1 plumbing: a thread per connection, keep-alive, latency, rate limit, faults, accounting.
 
-The handler reads every request body fully (so that connections can be reused), applies the
-simulated latency and the first matching fault rule, asks :class:`~kernels.server.routes.HubApp`
+The handler reads every request body fully (so that connections can be reused), answers 429 beyond
+the rate limit, applies the simulated latency and the first matching fault rule, asks :class:`~kernels.server.routes.HubApp`
 for the answer and writes it with an exact ``Content-Length`` (also on ``HEAD``), never compressed.
 """
 
@@ -161,13 +161,23 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(HubError(400, str(e)).to_response(), logged_path, None, arrived)
             return
-        fault = controls.faults.take(
-            self.command, (unquote(raw_path, errors="replace"), logged_path)
+        # The limit is checked on arrival, before faults: a refused request triggers no rule.
+        wait = controls.limiter.take()
+        fault = (
+            controls.faults.take(self.command, (unquote(raw_path, errors="replace"), logged_path))
+            if wait is None
+            else None
         )
         delay = controls.latency_ms / 1000.0 + (fault.delay_s if fault is not None else 0.0)
         if delay > 0:
             time.sleep(delay)
-        if fault is not None and fault.status is not None:
+        if wait is not None:
+            response = json_response(
+                {"error": f"Rate limit reached: {controls.limiter.rate:g} requests per second"},
+                429,
+                controls.limiter.headers(wait),
+            )
+        elif fault is not None and fault.status is not None:
             headers = []
             if fault.retry_after is not None:
                 headers.append(("Retry-After", f"{fault.retry_after:g}"))

@@ -23,17 +23,24 @@ class HubServer:
     """A Hub-compatible HTTP server over bare git repositories under ``root``.
 
     ``start()`` serves in a daemon thread; ``endpoint`` is the URL to give ``huggingface_hub``.
-    ``latency_ms`` (settable while running) delays every answer. ``requests()`` returns the log
+    ``latency_ms`` (settable while running) delays every answer; ``rate_limit`` (requests per
+    second, settable) answers 429 with ``Retry-After`` beyond it. ``requests()`` returns the log
     of answered requests; ``add_fault()`` injects failures for reliability tests.
     """
 
     def __init__(
-        self, root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        rate_limit: float | None = None,
     ) -> None:
         self.root = Path(root)
         self.host = host
         self.port = port
-        self._controls = ServerControls(latency_ms)
+        self._controls = ServerControls(latency_ms, rate_limit)
         self._store: GitStore | None = None
         self._httpd: HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -111,6 +118,17 @@ class HubServer:
         self._controls.latency_ms = float(value)
 
     @property
+    def rate_limit(self) -> float | None:
+        """Requests per second answered normally (bursts up to one second's worth); beyond it,
+        429 with ``Retry-After`` and ``RateLimit`` headers. ``None``: no limit. Setting it
+        starts a full bucket."""
+        return self._controls.limiter.rate
+
+    @rate_limit.setter
+    def rate_limit(self, value: float | None) -> None:
+        self._controls.limiter.rate = value
+
+    @property
     def tree_page_size(self) -> int:
         """Entries per page of tree and commit listings (the Hub uses 1000)."""
         return self._controls.page_size
@@ -176,14 +194,19 @@ class HubServer:
 
 
 def serve_forever(
-    root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+    root: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency_ms: float = 0.0,
+    rate_limit: float | None = None,
 ) -> None:
     """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout.
 
     A ``root`` that is not a folder, or an address that cannot be bound (the port is in use, the
     host is not this machine's), raises ``KernelsError`` saying what to change.
     """
-    hub = _started(Path(root), host, port, latency_ms)
+    hub = _started(Path(root), host, port, latency_ms, rate_limit)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -206,14 +229,18 @@ def serve_forever(
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
-def _started(root: Path, host: str, port: int, latency_ms: float) -> HubServer:
+def _started(
+    root: Path, host: str, port: int, latency_ms: float, rate_limit: float | None = None
+) -> HubServer:
     """A started :class:`HubServer`, or ``KernelsError`` naming what stops it from starting."""
     if root.exists() and not root.is_dir():
         raise KernelsError(
             f"ROOT {root} is a file; give a folder (it holds the served git repositories)"
         )
     try:
-        return HubServer(root, host=host, port=port, latency_ms=latency_ms).start()
+        return HubServer(
+            root, host=host, port=port, latency_ms=latency_ms, rate_limit=rate_limit
+        ).start()
     except OSError as err:
         where = f"{host}:{port}"
         if err.errno == errno.EADDRINUSE:

@@ -68,10 +68,9 @@ class DistributedDownloadError(KernelsError):
 
 def dist_timeout() -> float:
     """Seconds a rank waits for the others at any step (``KERNELS_DIST_TIMEOUT``, default 300)."""
-    try:
-        return max(1.0, float(os.environ.get("KERNELS_DIST_TIMEOUT", "300")))
-    except ValueError:
-        return 300.0
+    from kernels.envvars import env_number
+
+    return env_number("KERNELS_DIST_TIMEOUT", 300.0, positive=True)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ class Retry:
         self.throttle = throttle_for(url)
         self.started = time.monotonic() if since is None else since
         """Monotonic time refusals are counted from (unless the host made progress since)."""
+        # Settings are read (and checked) before the first try, not at the first failure.
+        self.max_attempts = attempts()
+        stall_timeout()
         self.failures = 0
         """Failures since the last progress (refusals not counted)."""
         self.refusals = 0
@@ -147,7 +150,7 @@ class Retry:
         """A failed try (``error`` says how); True when another try is allowed."""
         self.last_error = error
         self.failures += 1
-        if self.failures >= attempts():
+        if self.failures >= self.max_attempts:
             return False
         self._not_before = time.monotonic() + retry_wait(self.failures - 1)
         return True

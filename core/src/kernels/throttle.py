@@ -24,23 +24,19 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kernels.envvars import env_number
+
 
 def concurrency() -> int:
     """Requests in flight to one host from one process, at most (``KERNELS_HTTP_CONCURRENCY``,
     default 16)."""
-    try:
-        return max(1, int(os.environ.get("KERNELS_HTTP_CONCURRENCY", "16")))
-    except ValueError:
-        return 16
+    return int(env_number("KERNELS_HTTP_CONCURRENCY", 16, integer=True, positive=True))
 
 
 def stall_timeout() -> float:
     """Seconds a request may keep being refused (429/503) without any progress from the host before
     it fails (``KERNELS_HTTP_STALL_TIMEOUT``, default 300: the Hub's rate-limit window)."""
-    try:
-        return max(0.0, float(os.environ.get("KERNELS_HTTP_STALL_TIMEOUT", "300")))
-    except ValueError:
-        return 300.0
+    return env_number("KERNELS_HTTP_STALL_TIMEOUT", 300.0)
 
 
 def host_of(url: str) -> str:

@@ -819,7 +819,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kernels.server import HubServer
 
     work = Path(tempfile.mkdtemp(prefix="kernels-bench-"))
-    hub = HubServer(work / "hub").start()
+    # Both implementations refuse untrusted publishers: the seeded org is marked trusted.
+    hub = HubServer(work / "hub", trusted_orgs=[ORG]).start()
     try:
 
         def log(msg: str) -> None:

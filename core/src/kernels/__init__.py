@@ -18,6 +18,13 @@ _EXPORTS: dict[str, str] = {
     "get_loaded_kernels": "kernels.loader",
     "get_locked_kernel": "kernels.locked",
     "load_kernel": "kernels.locked",
+    "get_kernel_dep": "kernels.kerneldeps",
+    "LoadedKernel": "kernels.importer",
+    "RepoInfo": "kernels.importer",
+    "Metadata": "kernels.metadata",
+    "VariantAccepted": "kernels.variants",
+    "VariantRejected": "kernels.variants",
+    "Benchmark": "kernels.benchmark",
     "KernelsError": "kernels.errors",
     "ConfigError": "kernels.errors",
     "LockfileError": "kernels.errors",
@@ -31,6 +38,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
+    from kernels.benchmark import Benchmark
     from kernels.errors import (
         ConfigError,
         HubError,
@@ -41,6 +49,8 @@ if TYPE_CHECKING:
         NotInCacheError,
         ResolutionError,
     )
+    from kernels.importer import LoadedKernel, RepoInfo
+    from kernels.kerneldeps import get_kernel_dep
     from kernels.loader import (
         get_kernel,
         get_kernel_variants,
@@ -50,6 +60,8 @@ if TYPE_CHECKING:
         install_kernel,
     )
     from kernels.locked import get_locked_kernel, load_kernel
+    from kernels.metadata import Metadata
+    from kernels.variants import VariantAccepted, VariantRejected
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,13 @@ from kernels.errors import KernelsError
 def _cmd_serve(args: argparse.Namespace) -> int:
     from kernels.server import serve_forever
 
-    serve_forever(Path(args.root), host=args.host, port=args.port, latency_ms=args.latency_ms)
+    serve_forever(
+        Path(args.root),
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        trusted_orgs=args.trust_org,
+    )
     return 0
 
 
@@ -84,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
     p.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay every answer by this many milliseconds"
+    )
+    p.add_argument(
+        "--trust-org",
+        action="append",
+        default=[],
+        metavar="ORG",
+        help="mark ORG as a trusted kernel publisher (repeatable; '*': every organisation; "
+        "also read from ROOT/trusted-orgs)",
     )
 
     p = add("lock", "Resolve [tool.kernels.dependencies] and write DIR/kernels.lock.", _cmd_lock)

@@ -180,3 +180,13 @@ def ensure_variant(
         }
         rc.mark_complete(commit, variant, record)
     return rc.variant_dir(commit, variant)
+
+
+def fetch_file(
+    rc: RepoCache, commit: str, f: RemoteFile, *, user_agent: str | dict[str, str] | None = None
+) -> Path:
+    """Download one listed file into the blob store (verified against its content id) and return
+    the blob's path; a verified blob already there costs nothing. ``ensure_variant`` later reuses it.
+    """
+    _download_one(rc, commit, f, user_agent)
+    return rc.blob(f.digest)

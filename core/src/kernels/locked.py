@@ -3,23 +3,29 @@
 Both use the locked commit and verify the variant's files against the lock's hash before importing
 (a changed byte is refused, naming the file). ``load_kernel`` never touches the network. Entries from
 upstream 0.17 locks carry no hashes: they load by commit, checked only against the listing's content
-ids at download time.
+ids at download time. Kernels a locked kernel depends on load first, at the commits the lock records
+for them (``depends`` of its entry).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
 from kernels.errors import LockfileError, NotInCacheError
 from kernels.importer import import_folder
-from kernels.lockfile import LockedKernel, parse_lock, read_lock
+from kernels.kerneldeps import load_dependencies
+from kernels.lockfile import Lock, LockedKernel, parse_lock, read_lock
+from kernels.metadata import KernelDependency
+from kernels.trust import TrustRemoteCode, validate_trust_remote_code
 
 
-def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
-    """The lock entry for ``repo_id`` from ``lockfile`` or from the calling package's metadata."""
+def locked_entry(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, LockedKernel]:
+    """The lock (from ``lockfile`` or the calling package's metadata) and its entry for ``repo_id``."""
     if lockfile is not None:
-        return read_lock(Path(lockfile)).get(repo_id)
+        lock = read_lock(Path(lockfile))
+        return lock, lock.get(repo_id)
     from kernels.distmeta import find_caller, lock_for_caller
 
     caller = find_caller()
@@ -29,16 +35,20 @@ def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
             f"no kernels.lock found for module {caller.module!r}: install its project (the build "
             "embeds kernels.lock in the package metadata) or pass lockfile="
         )
-    return parse_lock(found.text, where=found.where).get(repo_id)
+    lock = parse_lock(found.text, where=found.where)
+    return lock, lock.get(repo_id)
 
 
 def _load(
     entry: LockedKernel,
     *,
+    lock: Lock,
     backend: str | None,
     cache_only: bool,
     hint: str,
     user_agent: str | dict[str, str] | None = None,
+    trust_remote_code: TrustRemoteCode | None = None,
+    chain: tuple[str, ...] = (),
 ) -> ModuleType:
     from kernels.cache import RepoCache
     from kernels.loader import choose_variant, install
@@ -58,6 +68,7 @@ def _load(
             expected_hash=expected,
             cache_only=cache_only,
             user_agent=user_agent,
+            trust_remote_code=trust_remote_code,
         )
     except NotInCacheError:
         raise NotInCacheError(
@@ -68,20 +79,44 @@ def _load(
         verify_variant(
             RepoCache(entry.repo_id, inst.repo_type), inst.commit, inst.variant, expected
         )
-    return import_folder(inst.path, repo_id=entry.repo_id, commit=inst.commit, variant=inst.variant)
+
+    def one(dep: KernelDependency, sub: tuple[str, ...]) -> ModuleType:
+        dep_entry = lock.dependency(entry, dep.repo_id, dep.spec())
+        return _load(
+            dep_entry,
+            lock=lock,
+            backend=backend,
+            cache_only=cache_only,
+            hint=hint,
+            user_agent=user_agent,
+            trust_remote_code=trust_remote_code,
+            chain=sub,
+        )
+
+    chain = chain or (entry.repo_id,)
+    deps = load_dependencies(inst.metadata, chain=chain, load_one=one)
+    return import_folder(
+        inst.path,
+        repo_id=entry.repo_id,
+        commit=inst.commit,
+        variant=inst.variant,
+        deps=deps,
+        metadata=inst.metadata,
+    )
 
 
 def load_kernel(
     repo_id: str, *, lockfile: str | Path | None = None, backend: str | None = None
 ) -> ModuleType:
-    """Import the locked kernel from the cache only; never makes a request.
+    """Import the locked kernel (and the locked kernels it depends on) from the cache only; never
+    makes a request, and checks no publisher (the lock is that decision).
 
     Fails with :class:`~kernels.errors.NotInCacheError` naming ``kernels download`` when the variant
     is not cached, and with :class:`~kernels.errors.IntegrityError` when cached files changed.
     """
-    entry = locked_entry(repo_id, lockfile)
+    lock, entry = locked_entry(repo_id, lockfile)
     hint = f"kernels download {Path(lockfile).parent}" if lockfile else "kernels download"
-    return _load(entry, backend=backend, cache_only=True, hint=hint)
+    return _load(entry, lock=lock, backend=backend, cache_only=True, hint=hint)
 
 
 def get_locked_kernel(
@@ -89,14 +124,14 @@ def get_locked_kernel(
     *,
     lockfile: str | Path | None = None,
     backend: str | None = None,
-    trust_remote_code: bool | list[str] = False,
+    trust_remote_code: TrustRemoteCode = False,
     user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
     """Import the locked kernel, downloading the locked commit's variant first when needed.
 
     ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
     """
-    entry = locked_entry(repo_id, lockfile)
-    return _load(
-        entry, backend=backend, cache_only=False, hint="kernels download", user_agent=user_agent
-    )
+    trc = validate_trust_remote_code(trust_remote_code)
+    lock, entry = locked_entry(repo_id, lockfile)
+    load = partial(_load, lock=lock, backend=backend, cache_only=False, hint="kernels download")
+    return load(entry, user_agent=user_agent, trust_remote_code=trc)

@@ -6,6 +6,7 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -13,6 +14,7 @@ from kernels.server.control import Fault, RequestRecord, ServerControls
 from kernels.server.gitstore import GitStore
 from kernels.server.handler import HubHTTPServer
 from kernels.server.routes import HubApp
+from kernels.server.trusted import TrustedOrgs
 
 
 class HubServer:
@@ -21,15 +23,24 @@ class HubServer:
     ``start()`` serves in a daemon thread; ``endpoint`` is the URL to give ``huggingface_hub``.
     ``latency_ms`` (settable while running) delays every answer. ``requests()`` returns the log
     of answered requests; ``add_fault()`` injects failures for reliability tests.
+    ``trusted_orgs`` (settable) and ``ROOT/trusted-orgs`` name the organisations it marks as
+    trusted kernel publishers (``*``: all); other organisations are not trusted.
     """
 
     def __init__(
-        self, root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        trusted_orgs: Iterable[str] = (),
     ) -> None:
         self.root = Path(root)
         self.host = host
         self.port = port
         self._controls = ServerControls(latency_ms)
+        self._trusted = TrustedOrgs(self.root, trusted_orgs)
         self._store: GitStore | None = None
         self._httpd: HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -41,7 +52,9 @@ class HubServer:
         if self._httpd is not None:
             raise RuntimeError("HubServer already started")
         store = GitStore(self.root)
-        app = HubApp(store, page_size=lambda: self._controls.page_size)
+        app = HubApp(
+            store, page_size=lambda: self._controls.page_size, trusted=self._trusted.trusts
+        )
         try:
             httpd = HubHTTPServer((self.host, self.port), app, self._controls)
         except BaseException:
@@ -107,6 +120,15 @@ class HubServer:
         self._controls.latency_ms = float(value)
 
     @property
+    def trusted_orgs(self) -> frozenset[str]:
+        """Organisations marked as trusted kernel publishers (besides ``ROOT/trusted-orgs``)."""
+        return self._trusted.configured
+
+    @trusted_orgs.setter
+    def trusted_orgs(self, orgs: Iterable[str]) -> None:
+        self._trusted.configured = frozenset(orgs)
+
+    @property
     def tree_page_size(self) -> int:
         """Entries per page of tree and commit listings (the Hub uses 1000)."""
         return self._controls.page_size
@@ -168,7 +190,12 @@ class HubServer:
 
 
 def serve_forever(
-    root: Path, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0
+    root: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency_ms: float = 0.0,
+    trusted_orgs: Iterable[str] = (),
 ) -> None:
     """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout."""
     stop = threading.Event()
@@ -183,7 +210,10 @@ def serve_forever(
         except ValueError:  # not the main thread: the caller handles signals
             pass
     try:
-        with HubServer(root, host=host, port=port, latency_ms=latency_ms) as hub:
+        server = HubServer(
+            root, host=host, port=port, latency_ms=latency_ms, trusted_orgs=trusted_orgs
+        )
+        with server as hub:
             sys.stdout.write(hub.endpoint + "\n")
             sys.stdout.flush()
             while not stop.wait(0.5):

@@ -174,6 +174,19 @@ def judge_variant(name: str, plat: Platform) -> VariantVerdict:
     return reject(name, "not a build variant name this library understands")
 
 
+def variant_backend(name: str) -> str | None:
+    """The backend a variant name is built for (``cuda``, ``npu``, ``universal`` ...), or ``None``."""
+    if name == "torch-universal":
+        return "universal"
+    for pattern in (_STABLE, _TORCH, _TVM_FFI):
+        m = pattern.match(name)
+        if m is not None:
+            kind = _BACKEND.match(m["backend"])
+            return _KIND_TO_BACKEND[kind["kind"]] if kind else None
+    noarch = _NOARCH.match(name)
+    return noarch["backend"] if noarch else None
+
+
 def looks_like_variant(name: str) -> bool:
     """True when ``name`` has the form of a build variant (whether or not it fits here)."""
     patterns = (_STABLE, _TORCH, _TVM_FFI, _NOARCH)

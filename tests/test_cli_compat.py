@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import build as example_build
 import pytest
@@ -124,5 +125,7 @@ def test_check_keeps_its_meaning_and_says_so_for_a_repo_id(tmp_path):  # type: i
     out = run("check", "kernels-community/activation")
     assert out.returncode == 2
     assert "kernels.lock is up to date" in out.stderr and "kernel-builder check-abi" in out.stderr
+    alias = Path(sys.executable).parent / "kernel"  # 0.17.2 installs the CLI as `kernel` too
+    assert subprocess.run([str(alias), "check", "org/name"], capture_output=True).returncode == 2
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     assert run("check", str(tmp_path)).returncode == 0

@@ -218,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--visual", default=None, metavar="BASE", help="draw a PNG bar chart to BASE.png"
     )
     p.add_argument(
+        "--rasterized",
+        action="store_true",
+        help="accepted for kernels 0.17 scripts: the chart is always a PNG",
+    )
+    p.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="load the kernel even if its publisher is not trusted",

@@ -67,7 +67,7 @@ def test_locked_dependency_loads_offline_with_zero_requests(hub, dep_repos, tmp_
     doc = json.loads((proj / "kernels.lock").read_text())
     del doc["kernels"][dep_repos["scaled"]]["depends"]
     (proj / "kernels.lock").write_text(json.dumps(doc))
-    with pytest.raises(LockfileError, match="kernels lock"):
+    with pytest.raises(LockfileError, match="kernels lock --upgrade"):
         kernels.load_kernel(dep_repos["scaled"], lockfile=proj / "kernels.lock")
 
 

@@ -322,13 +322,9 @@ def table(run: BenchmarkRun) -> str:
             [name, str(t.iterations), f"{t.mean_ms:.4f}", f"{t.std_ms:.4f}", f"{t.min_ms:.4f}",
              f"{t.max_ms:.4f}", f"{t.iqr_ms:.4f}", str(t.outliers), ref, speedup, ok]
         )  # fmt: skip
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from kernels.inspect import text_table
+
+    return text_table(rows, header)
 
 
 def chart(run: BenchmarkRun, path: Path) -> Path:

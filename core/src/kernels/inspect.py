@@ -10,7 +10,8 @@ from kernels.hub import list_refs
 from kernels.resolve import tag_versions
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
+def text_table(rows: list[list[str]], header: list[str]) -> str:
+    """``rows`` under ``header`` in aligned columns, with a dashed rule under the header."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -93,7 +94,7 @@ def versions_command(repo_id: str, *, as_json: bool) -> int:
     if not rows:
         print(f"{repo_id} has no version tags or vN branches")
         return 0
-    print(_table(rows, ["version", "ref", "commit", "use with get_kernel"]))
+    print(text_table(rows, ["version", "ref", "commit", "use with get_kernel"]))
     for entry in [*data["branches"], *data["versions"]]:
         ref = entry.get("branch") or entry["tag"]
         print(f"\n{ref} ({entry['commit'][:12]}):")
@@ -236,5 +237,5 @@ def info_command(
         for v in data["variants"]
     ]
     if rows:
-        print(_table(rows, ["variant", "loads", "why"]))
+        print(text_table(rows, ["variant", "loads", "why"]))
     return 0

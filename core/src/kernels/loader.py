@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from types import ModuleType
 
@@ -218,13 +218,15 @@ def plan(
     if opts.trust_remote_code is not None:
         downloading = rc.completion(commit, candidates[0].name) is None
         require_trusted(rc, opts.trust_remote_code, downloading=downloading)
-    meta = partial(
-        variant_metadata,
-        rc,
-        commit,
-        listing=listing,
-        user_agent=opts.user_agent,
-        cache_only=opts.cache_only,
+    meta = cache(
+        partial(
+            variant_metadata,
+            rc,
+            commit,
+            listing=listing,
+            user_agent=opts.user_agent,
+            cache_only=opts.cache_only,
+        )
     )
     device = current_device(plat.backend) if opts.check_arch else None
     judged: list[VariantVerdict] = []
@@ -342,6 +344,21 @@ def _load_local(
 # ---- loading with dependencies --------------------------------------------------------------------
 
 
+def _install(
+    repo_id: str, revision: str | None, version: int | str | None, opts: Options
+) -> Installed:
+    return install(
+        repo_id,
+        revision=revision,
+        version=version,
+        backend=opts.backend,
+        user_agent=opts.user_agent,
+        cache_only=opts.cache_only,
+        trust_remote_code=opts.trust_remote_code,
+        check_arch=opts.check_arch,
+    )
+
+
 def _chain_key(repo_id: str, revision: str | None, version: int | str | None) -> str:
     if version is not None and not isinstance(version, str):
         return KernelDependency(repo_id, version=version).describe()
@@ -367,16 +384,7 @@ def load(
     override = local_overrides().get(repo_id)
     if override is not None:
         return _load_local(override, opts=opts, chain=chain, repo_id=repo_id)
-    inst = install(
-        repo_id,
-        revision=revision,
-        version=version,
-        backend=opts.backend,
-        user_agent=opts.user_agent,
-        cache_only=opts.cache_only,
-        trust_remote_code=opts.trust_remote_code,
-        check_arch=opts.check_arch,
-    )
+    inst = _install(repo_id, revision, version, opts)
     deps = load_dependencies(
         inst.metadata, chain=chain, load_one=partial(_load_dependency, opts=opts)
     )
@@ -400,16 +408,7 @@ def install_tree(
 ) -> Installed:
     """Install ``repo_id`` and, recursively, its kernel dependencies; return ``repo_id``'s."""
     chain = chain or (_chain_key(repo_id, revision, version),)
-    inst = install(
-        repo_id,
-        revision=revision,
-        version=version,
-        backend=opts.backend,
-        user_agent=opts.user_agent,
-        cache_only=opts.cache_only,
-        trust_remote_code=opts.trust_remote_code,
-        check_arch=opts.check_arch,
-    )
+    inst = _install(repo_id, revision, version, opts)
 
     def one(dep: KernelDependency, sub: tuple[str, ...]) -> Installed:
         return install_tree(

@@ -112,7 +112,7 @@ class Lock:
             where = self.path or "the lock"
             raise LockfileError(
                 f"{parent.repo_id} depends on {repo_id} {spec}, which {where} does not lock; "
-                "run `kernels lock` to lock the kernels it depends on"
+                f"run `kernels lock --upgrade {parent.repo_id}` to lock the kernels it depends on"
             )
         return entry
 

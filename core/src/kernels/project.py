@@ -55,13 +55,25 @@ def _still_satisfies(dep: Dependency, entry: LockedKernel) -> bool:
 def kernel_depends_of(
     rc: RepoCache, commit: str, files: list[RemoteFile], variants: Iterable[str]
 ) -> list[KernelDependency]:
-    """The kernels any of ``variants`` depends on, from their ``metadata.json`` (fetched in
-    parallel, once per distinct blob, and kept in the cache); one spec per repo or a ``KernelsError``.
+    """The kernels the variants depend on, from one ``metadata.json`` per backend among them.
+
+    kernel-builder writes a kernel's ``kernel-depends`` per backend (its general dependencies plus
+    those of the backend), so every variant of one backend declares the same list: reading one per
+    backend (in parallel, kept in the cache) finds them all at a fraction of the requests. One spec
+    per repo, or a ``KernelsError`` naming the two variants that disagree.
     """
     from kernels.fetch import fetch_file
     from kernels.loader import variant_metadata
+    from kernels.variants import variant_backend
 
-    entries = {v: e for v in variants if (e := variant_files(files, v).get("metadata.json"))}
+    one_per_backend: dict[str, str] = {}
+    for v in sorted(variants):
+        one_per_backend.setdefault(variant_backend(v) or v, v)
+    entries = {
+        v: e
+        for v in one_per_backend.values()
+        if (e := variant_files(files, v).get("metadata.json"))
+    }
     distinct = list({e.digest: e for e in entries.values()}.values())
     if distinct:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(distinct))) as pool:
@@ -85,8 +97,8 @@ def lock_dependency(
     chain: tuple[str, ...] = (),
 ) -> LockedKernel:
     """Resolve one dependency, hash every variant from the tree listing, and lock the kernels its
-    variants depend on, recursively (two requests, plus one per distinct ``metadata.json`` not in
-    the cache, plus a trust check per organisation)."""
+    variants depend on, recursively (two requests, plus one ``metadata.json`` per backend of its
+    variants when not in the cache, plus a trust check per organisation)."""
     from kernels.hub import list_files
     from kernels.kerneldeps import load_dependencies
     from kernels.loader import variant_names

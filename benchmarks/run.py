@@ -165,6 +165,12 @@ def request_kind(method: str, path: str) -> str:
     return f"{method} {p}"
 
 
+def failure(returncode: int, stderr: str) -> str:
+    """Why a child process failed: its exit status and the last line of its stderr."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()] or ["(no output)"]
+    return f"exit {returncode}: {lines[-1].strip()[:300]}"
+
+
 def cell(text: str) -> str:
     """``text`` made safe for a Markdown table cell (error messages hold ``|`` and ``<...>``).
 
@@ -288,8 +294,7 @@ class Bench:
         records = self.hub.requests()  # type: ignore[attr-defined]
         for p, (out, err) in zip(ps, outs, strict=True):
             if p.returncode != 0:
-                lines = [ln for ln in err.splitlines() if ln.strip()] or ["(no output)"]
-                m.error = f"exit {p.returncode}: {lines[-1].strip()[:300]}"
+                m.error = failure(p.returncode, err)
                 return m
             if child_json:
                 m.child.append(json.loads(out.strip().splitlines()[-1]))
@@ -302,20 +307,35 @@ class Bench:
 # ---- seeding ---------------------------------------------------------------------------------------
 
 
-def seed(endpoint: str, work: Path) -> dict[str, object]:
-    """Build the CPU activation variant, publish ``N_DEPS`` 28-variant repos; return facts."""
+def upstream_readable(built: Path, dest: Path) -> dict[str, object]:
+    """Copy the variant folder ``built`` to ``dest`` as 0.17.2 can load it; return its metadata.
+
+    Upstream 0.17.2 parses metadata.json's "version" as an integer (the major version) and
+    refuses the build script's "0.1.0"; our loader ignores the field. An integer serves both.
+    Its parser knows no backend type ``universal`` either (only cann, cpu, cuda, metal, neuron,
+    rocm, tpu, xpu): a ``torch-universal`` build says ``cpu``, the one backend it runs on here;
+    our loader does not read the field.
+    """
+    shutil.copytree(built, dest)
+    meta_path = dest / "metadata.json"
+    meta: dict[str, object] = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["version"] = 1
+    if meta.get("backend") == {"type": "universal"}:
+        meta["backend"] = {"type": "cpu"}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+def activation_variants(stage: Path) -> list[Path]:
+    """The CPU build of the activation example plus a copy under each of ``OTHER_VARIANTS``.
+
+    The first folder is the loadable one. Built once (cached by ``build.py``), staged in ``stage``.
+    """
     import build as example_build  # examples/kernels/build.py
 
     built = example_build.build_variant(EXAMPLES / "activation", backend="cpu")
-    stage = work / "stage"
     base = stage / "base" / built.name
-    shutil.copytree(built, base)
-    # Upstream 0.17.2 parses metadata.json's "version" as an integer (the major version) and
-    # refuses the build script's "0.1.0"; our loader ignores the field. An integer serves both.
-    meta_path = base / "metadata.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["version"] = 1
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    meta = upstream_readable(built, base)
     dirs = [base]
     for name in OTHER_VARIANTS:
         copy = stage / "copies" / name
@@ -333,15 +353,23 @@ def seed(endpoint: str, work: Path) -> dict[str, object]:
         meta_copy["backend"] = {"type": variant_backend(name)}
         (copy / "metadata.json").write_text(json.dumps(meta_copy, indent=2) + "\n", "utf-8")
         dirs.append(copy)
+    return dirs
+
+
+def seed(endpoint: str, work: Path) -> dict[str, object]:
+    """Build the CPU activation variant, publish ``N_DEPS`` 28-variant repos; return facts."""
+    import build as example_build  # examples/kernels/build.py
+
+    dirs = activation_variants(work / "stage")
     commits = [
         example_build.publish_kernel(
             endpoint, repo(i), dirs, branch="v1", tags=["v0.1.0"], token="hf_bench_dummy"
         )
         for i in range(N_DEPS)
     ]
-    files = example_build.variant_files(base)
+    files = example_build.variant_files(dirs[0])
     return {
-        "variant": built.name,
+        "variant": dirs[0].name,
         "variants": len(dirs),
         "files": len(files),
         "commit": commits[0],
@@ -787,15 +815,26 @@ DOC_STUB = f"""# Benchmarks
 """
 
 
-def save_docs(block: str) -> None:
-    """Put ``block`` between the results markers of docs/benchmarks.md (keeping the prose)."""
+def save_docs(block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``block`` between the markers ``begin`` and ``end`` of docs/benchmarks.md (keeping the
+    prose; missing markers are added at the end), written atomically."""
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else DOC_STUB
-    if BEGIN not in text or END not in text:
-        text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    if begin not in text or end not in text:
+        text = text.rstrip() + f"\n\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(f"{head}{BEGIN}\n{block}{END}{tail}", encoding="utf-8")
+    tmp = DOCS.with_name(f".{DOCS.name}.tmp")
+    tmp.write_text(f"{head}{begin}\n{block}{end}{tail}", encoding="utf-8")
+    tmp.replace(DOCS)
+
+
+def publish(block: str, *, save: bool, begin: str = BEGIN, end: str = END) -> None:
+    """Print ``block``; with ``save``, also put it between its markers in docs/benchmarks.md."""
+    print(block)
+    if save:
+        save_docs(block, begin, end)
+        print(f"saved to {DOCS.relative_to(ROOT)}", file=sys.stderr)
 
 
 # ---- main ----------------------------------------------------------------------------------------------
@@ -881,10 +920,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hub.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(block)
-    if not args.no_docs:
-        save_docs(block)
-        log(f"saved to {DOCS.relative_to(ROOT)}")
+    publish(block, save=not args.no_docs)
     return 0
 
 

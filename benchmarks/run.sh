@@ -1,21 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark this project against upstream `kernels` 0.17.2 on one local Hub (see docs/benchmarks.md).
-# Makes .venv (scripts/bootstrap.sh) and, once, .cache/bench/upstream-venv: kernels==0.17.2 and the
-# newest huggingface_hub from PyPI, seeing the one shared torch through a .pth file. Arguments go to
-# benchmarks/run.py (--repeat N, --slow-repeat N, --no-docs, --keep).
+# Makes both environments first (benchmarks/envs.sh). Arguments go to benchmarks/run.py
+# (--repeat N, --slow-repeat N, --no-docs, --keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-UP=.cache/bench/upstream-venv
-if [ ! -f "$UP/.complete" ]; then
-  echo "creating $UP (kernels==0.17.2 from PyPI) ..." >&2
-  base=$(.venv/bin/python -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
-  rm -rf "$UP"
-  "$base" -m venv "$UP"
-  "$UP/bin/python" -m pip install -q "kernels==0.17.2" huggingface_hub 2>&1 | grep -v '^WARNING: Location' || true
-  site=$("$UP/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  echo "$PWD/.cache/torch-site" > "$site/_kernels_torch_site.pth"
-  "$UP/bin/python" -c 'import kernels, torch' 2>/dev/null
-  touch "$UP/.complete"
-fi
+bash benchmarks/envs.sh
 exec .venv/bin/python benchmarks/run.py "$@"

@@ -76,3 +76,14 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield cache
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer_mapping() -> Iterator[None]:
+    """Each test starts and ends with the process-wide kernel mapping it found."""
+    before = sys.modules.get("kernels.layers.mapping")
+    saved = getattr(before, "_process_mapping", None)
+    yield
+    after = sys.modules.get("kernels.layers.mapping")
+    if after is not None:
+        after._process_mapping = saved if saved is not None else after._EMPTY  # type: ignore[attr-defined]

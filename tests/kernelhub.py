@@ -83,3 +83,49 @@ def scaled_rmsnorm(rmsnorm_repo: str, version: str | None = None) -> Path:
         version=version,
         kernel_depends={"rmsnorm": {"repo-id": rmsnorm_repo, "version": 1}},
     )
+
+
+COUNTING_LAYERS = '''"""A copy of the rmsnorm example whose layers count their calls (for tests)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CALLS = {"inference": 0, "training": 0}
+
+
+def _rms(module: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+    input_dtype = hidden_states.dtype
+    hidden_states = hidden_states.to(torch.float32)
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    hidden_states = hidden_states * torch.rsqrt(variance + module.variance_epsilon)
+    return module.weight * hidden_states.to(input_dtype)
+
+
+class RMSNorm(nn.Module):
+    can_torch_compile = True
+    has_backward = True
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        CALLS["inference"] += 1
+        return _rms(self, hidden_states)
+
+
+class RMSNormTraining(nn.Module):
+    has_backward = True
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        CALLS["training"] += 1
+        return _rms(self, hidden_states)
+'''
+
+
+def counting_rmsnorm(tmp: Path, version: str = "0.1.0") -> Path:
+    """The torch-universal variant of a copy of rmsnorm whose layers ``RMSNorm`` (inference) and
+    ``RMSNormTraining`` count their calls in ``layers.CALLS``."""
+    src = tmp / "rmsnorm"
+    if not src.exists():
+        shutil.copytree(EXAMPLES / "rmsnorm", src)
+        (src / "torch-ext" / "rmsnorm" / "layers.py").write_text(COUNTING_LAYERS)
+    return universal_rmsnorm(version, src=src)

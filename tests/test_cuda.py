@@ -1,4 +1,4 @@
-"""The GPU examples (examples/cuda_e2e.py, examples/cuda_arch_check.py); skipped without CUDA."""
+"""The GPU examples (examples/cuda_e2e.py, cuda_arch_check.py, cuda_layers.py); skipped without CUDA."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def test_cuda_arch_check() -> None:
         [sys.executable, str(ROOT / "examples" / "cuda_arch_check.py")],
         capture_output=True,
         text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed" in out.stdout
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_cuda_layers() -> None:
+    """transformers with a KernelConfig on cuda, SiluAndMul, capability ranges, torch.compile."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cuda_layers.py")], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "all checks passed" in out.stdout

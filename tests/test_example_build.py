@@ -98,6 +98,7 @@ def test_activation_variant_layout(activation_variant: Path) -> None:
     assert set(example_build.variant_files(activation_variant)) == {
         "__init__.py",
         "layers.py",
+        "_fake.py",
         "_ops.py",
         "_version.py",
         f"{meta['id']}.abi3.so",
@@ -214,6 +215,17 @@ def test_layers(activation: ModuleType) -> None:
     x = torch.randn(6, 10).t()  # non-contiguous: the modules make it contiguous
     torch.testing.assert_close(activation.layers.GeluFast()(x), F.gelu(x, approximate="tanh"))
     torch.testing.assert_close(activation.layers.SiluAndMul()(x), F.silu(x[:, :3]) * x[:, 3:])
+    torch.testing.assert_close(activation.layers.Silu()(x), F.silu(x))
+    torch.testing.assert_close(activation.layers.GeluTanh()(x), F.gelu(x, approximate="tanh"))
+    torch.testing.assert_close(activation.layers.Gelu()(x), F.gelu(x))
+
+
+def test_layers_trace_under_torch_compile(activation: ModuleType) -> None:
+    # The fake implementations let dynamo trace the out-parameter ops in one graph.
+    torch._dynamo.reset()
+    layer = torch.compile(activation.layers.SiluAndMul(), fullgraph=True)
+    x = torch.randn(4, 16)
+    torch.testing.assert_close(layer(x), F.silu(x[:, :8]) * x[:, 8:])
 
 
 def test_ops_live_in_the_id_namespace(activation: ModuleType, activation_variant: Path) -> None:
@@ -443,8 +455,12 @@ def test_rmsnorm_loads_and_matches(rmsnorm_variant: Path, dtype: torch.dtype) ->
     w = torch.rand(64).to(dtype) + 0.5
     ref = F.rms_norm(x.float(), (64,), w.float(), eps=1e-6).to(dtype)
     torch.testing.assert_close(mod.rms_norm(x, w), ref)
-    layer = mod.RMSNorm(64)
-    torch.testing.assert_close(layer(x.float()), F.rms_norm(x.float(), (64,), eps=1e-6))
+    # The hub layer is stateless: it runs on the replaced module's ``weight`` and ``variance_epsilon``.
+    host = torch.nn.Module()
+    host.weight = torch.nn.Parameter(w.float())
+    host.variance_epsilon = 1e-6
+    out = mod.layers.RMSNorm.forward(host, x.float())
+    torch.testing.assert_close(out, F.rms_norm(x.float(), (64,), w.float(), eps=1e-6))
 
 
 # --- publishing ----------------------------------------------------------------------------------

@@ -33,6 +33,29 @@ _EXPORTS: dict[str, str] = {
     "IntegrityError": "kernels.errors",
     "NotInCacheError": "kernels.errors",
     "HubError": "kernels.errors",
+    "InvalidArgumentError": "kernels.errors",
+    "NotFoundOnHubError": "kernels.errors",
+    "MissingDependencyError": "kernels.errors",
+    "LayerError": "kernels.errors",
+    "LayerValidationError": "kernels.errors",
+    "CUDAProperties": "kernels.layers",
+    "Device": "kernels.layers",
+    "FuncRepository": "kernels.layers",
+    "KernelizeFallback": "kernels.layers",
+    "LayerRepository": "kernels.layers",
+    "LocalFuncRepository": "kernels.layers",
+    "LocalLayerRepository": "kernels.layers",
+    "LockedFuncRepository": "kernels.layers",
+    "LockedLayerRepository": "kernels.layers",
+    "Mode": "kernels.layers",
+    "ROCMProperties": "kernels.layers",
+    "kernelize": "kernels.layers",
+    "register_kernel_mapping": "kernels.layers",
+    "replace_kernel_forward_from_hub": "kernels.layers",
+    "use_kernel_forward_from_hub": "kernels.layers",
+    "use_kernel_func_from_hub": "kernels.layers",
+    "use_kernel_mapping": "kernels.layers",
+    "use_kernelized_func": "kernels.layers",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -43,14 +66,39 @@ if TYPE_CHECKING:
         ConfigError,
         HubError,
         IntegrityError,
+        InvalidArgumentError,
         KernelsError,
+        LayerError,
+        LayerValidationError,
         LockfileError,
+        MissingDependencyError,
         NoCompatibleVariantError,
+        NotFoundOnHubError,
         NotInCacheError,
         ResolutionError,
     )
     from kernels.importer import LoadedKernel, RepoInfo
     from kernels.kerneldeps import get_kernel_dep
+    from kernels.layers import (
+        CUDAProperties,
+        Device,
+        FuncRepository,
+        KernelizeFallback,
+        LayerRepository,
+        LocalFuncRepository,
+        LocalLayerRepository,
+        LockedFuncRepository,
+        LockedLayerRepository,
+        Mode,
+        ROCMProperties,
+        kernelize,
+        register_kernel_mapping,
+        replace_kernel_forward_from_hub,
+        use_kernel_forward_from_hub,
+        use_kernel_func_from_hub,
+        use_kernel_mapping,
+        use_kernelized_func,
+    )
     from kernels.loader import (
         get_kernel,
         get_kernel_variants,
@@ -64,13 +112,28 @@ if TYPE_CHECKING:
     from kernels.variants import VariantAccepted, VariantRejected
 
 
+def _version() -> str:
+    # The installed distribution's, so that it always agrees with what ``importlib.metadata`` (and
+    # so transformers' version gate) sees; from a source tree on ``sys.path``, its pyproject's.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kernels")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+        found = re.search(r'^version = "([^"]+)"', text, re.M)
+        if found is None:
+            raise
+        return found.group(1)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        # Read from the installed distribution so that it always agrees with what
-        # ``importlib.metadata`` (and so transformers' version gate) sees.
-        from importlib.metadata import version
-
-        value = version("kernels")
+        value = _version()
         globals()[name] = value
         return value
     module = _EXPORTS.get(name)

@@ -76,3 +76,11 @@ class DependencyCycleError(KernelsError, ValueError):
 
 class KernelDependencyError(KernelsError, RuntimeError):
     """``get_kernel_dep`` was called outside a kernel's import, or for a kernel it does not declare."""
+
+
+class LayerError(KernelsError, ValueError):
+    """A hub layer is missing from its kernel, or no mapping or mode serves a marked layer."""
+
+
+class LayerValidationError(KernelsError, TypeError):
+    """A hub layer does not fit the module it would replace (state of its own, other forward)."""

@@ -21,7 +21,12 @@ from kernels.metadata import KernelDependency
 from kernels.trust import TrustRemoteCode, validate_trust_remote_code
 
 
-def locked_entry(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, LockedKernel]:
+def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
+    """The entry for ``repo_id`` of the lock ``lockfile`` or of the calling package's metadata."""
+    return find_lock(repo_id, lockfile)[1]
+
+
+def find_lock(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, LockedKernel]:
     """The lock (from ``lockfile`` or the calling package's metadata) and its entry for ``repo_id``."""
     if lockfile is not None:
         lock = read_lock(Path(lockfile))
@@ -39,17 +44,21 @@ def locked_entry(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, Locke
     return lock, lock.get(repo_id)
 
 
-def _load(
+def load_entry(
     entry: LockedKernel,
     *,
-    lock: Lock,
     backend: str | None,
     cache_only: bool,
     hint: str,
     user_agent: str | dict[str, str] | None = None,
     trust_remote_code: TrustRemoteCode | None = None,
+    lock: Lock | None = None,
     chain: tuple[str, ...] = (),
 ) -> ModuleType:
+    """Import the kernel ``entry`` pins, verified against its hash, after the locked kernels it
+    depends on (found in its ``depends``, else in ``lock``); download it unless ``cache_only``
+    (then a miss names ``hint``, the command that fills the cache). ``trust_remote_code=None``
+    checks no publisher."""
     from kernels.cache import RepoCache
     from kernels.loader import choose_variant, install
     from kernels.verify import verify_variant
@@ -81,8 +90,8 @@ def _load(
         )
 
     def one(dep: KernelDependency, sub: tuple[str, ...]) -> ModuleType:
-        dep_entry = lock.dependency(entry, dep.repo_id, dep.spec())
-        return _load(
+        dep_entry = (lock or Lock({})).dependency(entry, dep.repo_id, dep.spec())
+        return load_entry(
             dep_entry,
             lock=lock,
             backend=backend,
@@ -114,9 +123,9 @@ def load_kernel(
     Fails with :class:`~kernels.errors.NotInCacheError` naming ``kernels download`` when the variant
     is not cached, and with :class:`~kernels.errors.IntegrityError` when cached files changed.
     """
-    lock, entry = locked_entry(repo_id, lockfile)
+    lock, entry = find_lock(repo_id, lockfile)
     hint = f"kernels download {Path(lockfile).parent}" if lockfile else "kernels download"
-    return _load(entry, lock=lock, backend=backend, cache_only=True, hint=hint)
+    return load_entry(entry, lock=lock, backend=backend, cache_only=True, hint=hint)
 
 
 def get_locked_kernel(
@@ -132,6 +141,8 @@ def get_locked_kernel(
     ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
     """
     trc = validate_trust_remote_code(trust_remote_code)
-    lock, entry = locked_entry(repo_id, lockfile)
-    load = partial(_load, lock=lock, backend=backend, cache_only=False, hint="kernels download")
+    lock, entry = find_lock(repo_id, lockfile)
+    load = partial(
+        load_entry, lock=lock, backend=backend, cache_only=False, hint="kernels download"
+    )
     return load(entry, user_agent=user_agent, trust_remote_code=trc)

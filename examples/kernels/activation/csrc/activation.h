@@ -10,6 +10,7 @@
 void gelu_fast_cpu(at::Tensor& out, const at::Tensor& input);
 void gelu_cpu(at::Tensor& out, const at::Tensor& input);
 void gelu_tanh_cpu(at::Tensor& out, const at::Tensor& input);
+void silu_cpu(at::Tensor& out, const at::Tensor& input);
 void silu_and_mul_cpu(at::Tensor& out, const at::Tensor& input);
 
 #ifdef KERNELS_CUDA
@@ -17,5 +18,6 @@ void silu_and_mul_cpu(at::Tensor& out, const at::Tensor& input);
 void gelu_fast_cuda(at::Tensor& out, const at::Tensor& input);
 void gelu_cuda(at::Tensor& out, const at::Tensor& input);
 void gelu_tanh_cuda(at::Tensor& out, const at::Tensor& input);
+void silu_cuda(at::Tensor& out, const at::Tensor& input);
 void silu_and_mul_cuda(at::Tensor& out, const at::Tensor& input);
 #endif

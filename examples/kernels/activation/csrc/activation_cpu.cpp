@@ -103,6 +103,7 @@ void silu_and_mul_loop(at::Tensor& out, const at::Tensor& input) {
 ACTIVATION_CPU_UNARY(gelu_fast, gelu_fast_op)
 ACTIVATION_CPU_UNARY(gelu, gelu_op)
 ACTIVATION_CPU_UNARY(gelu_tanh, gelu_tanh_op)
+ACTIVATION_CPU_UNARY(silu, silu_op)
 
 void silu_and_mul_cpu(at::Tensor& out, const at::Tensor& input) {
   activation::check_gated(out, input, c10::DeviceType::CPU, "silu_and_mul");

@@ -58,6 +58,10 @@ struct GeluTanhOp {
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
+struct SiluOp {
+  __device__ __forceinline__ float operator()(float x) const { return silu(x); }
+};
+
 // VEC consecutive elements, aligned so that one instruction loads or stores them all.
 template <typename scalar_t, int VEC>
 struct alignas(sizeof(scalar_t) * VEC) Pack {
@@ -196,6 +200,7 @@ void launch_silu_and_mul(at::Tensor& out, const at::Tensor& input) {
 ACTIVATION_CUDA_UNARY(gelu_fast, GeluFastOp)
 ACTIVATION_CUDA_UNARY(gelu, GeluOp)
 ACTIVATION_CUDA_UNARY(gelu_tanh, GeluTanhOp)
+ACTIVATION_CUDA_UNARY(silu, SiluOp)
 
 void silu_and_mul_cuda(at::Tensor& out, const at::Tensor& input) {
   activation::check_gated(out, input, c10::DeviceType::CUDA, "silu_and_mul");

@@ -20,18 +20,21 @@ TORCH_LIBRARY_EXPAND(KERNEL_NAMESPACE, ops) {
   ops.def("gelu_fast(Tensor! out, Tensor input) -> ()");
   ops.def("gelu(Tensor! out, Tensor input) -> ()");
   ops.def("gelu_tanh(Tensor! out, Tensor input) -> ()");
+  ops.def("silu(Tensor! out, Tensor input) -> ()");
   ops.def("silu_and_mul(Tensor! out, Tensor input) -> ()");
 
   // c10::kCPU is torch::kCPU; naming it here spares including all of <torch/all.h>.
   ops.impl("gelu_fast", c10::kCPU, &gelu_fast_cpu);
   ops.impl("gelu", c10::kCPU, &gelu_cpu);
   ops.impl("gelu_tanh", c10::kCPU, &gelu_tanh_cpu);
+  ops.impl("silu", c10::kCPU, &silu_cpu);
   ops.impl("silu_and_mul", c10::kCPU, &silu_and_mul_cpu);
 
 #ifdef KERNELS_CUDA
   ops.impl("gelu_fast", c10::kCUDA, &gelu_fast_cuda);
   ops.impl("gelu", c10::kCUDA, &gelu_cuda);
   ops.impl("gelu_tanh", c10::kCUDA, &gelu_tanh_cuda);
+  ops.impl("silu", c10::kCUDA, &silu_cuda);
   ops.impl("silu_and_mul", c10::kCUDA, &silu_and_mul_cuda);
 #endif
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from . import layers
+from . import _fake, layers  # noqa: F401  (_fake registers the ops' fake implementations)
 from ._ops import add_op_namespace_prefix, ops
 from ._version import __version__
 
@@ -36,6 +36,12 @@ def gelu_tanh(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def silu(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Write ``torch.nn.functional.silu(x)`` into ``out`` and return ``out``."""
+    ops.silu(out, x)
+    return out
+
+
 def silu_and_mul(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """For ``x`` of shape ``[..., 2 * d]``, write ``silu(x[..., :d]) * x[..., d:]`` into ``out``
     (shape ``[..., d]``) and return ``out``."""
@@ -51,5 +57,6 @@ __all__ = [
     "gelu_tanh",
     "layers",
     "ops",
+    "silu",
     "silu_and_mul",
 ]

@@ -1,7 +1,10 @@
-"""``torch.nn.Module`` wrappers that allocate their outputs, for use as drop-in layers.
+"""Hub layers: stateless ``torch.nn.Module`` classes that ``kernels.kernelize`` swaps in.
 
-The modules hold no parameters; ``forward`` accepts non-contiguous input (it is made contiguous
-first, since the kernels index flat memory).
+A layer defines ``forward`` only (no ``__init__``, no state of its own): ``kernelize`` binds that
+``forward`` to the module it replaces. Outputs are allocated here; input is made contiguous first,
+since the kernels index flat memory. The ops have fake implementations (``_fake.py``), so
+``torch.compile`` traces them (``can_torch_compile``); they have no backward (``has_backward``),
+so ``kernelize`` keeps the original forward in training mode.
 """
 
 from __future__ import annotations
@@ -12,24 +15,10 @@ from torch import nn
 from ._ops import ops
 
 
-class GeluFast(nn.Module):
-    """``gelu(x, approximate="tanh")`` computed by the ``gelu_fast`` kernel."""
-
-    # Read by the upstream kernels library when it swaps layers: these have no backward.
-    can_torch_compile: bool = False
-    has_backward: bool = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        out = torch.empty_like(x)
-        ops.gelu_fast(out, x)
-        return out
-
-
 class SiluAndMul(nn.Module):
     """``silu(x[..., :d]) * x[..., d:]`` for ``x`` of shape ``[..., 2 * d]``; returns ``[..., d]``."""
 
-    can_torch_compile: bool = False
+    can_torch_compile: bool = True
     has_backward: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,4 +29,56 @@ class SiluAndMul(nn.Module):
         return out
 
 
-__all__ = ["GeluFast", "SiluAndMul"]
+class Silu(nn.Module):
+    """``torch.nn.functional.silu(x)``; replaces transformers' ``SiLU`` layer."""
+
+    can_torch_compile: bool = True
+    has_backward: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        ops.silu(out, x)
+        return out
+
+
+class GeluFast(nn.Module):
+    """``gelu(x, approximate="tanh")`` computed by the ``gelu_fast`` kernel."""
+
+    can_torch_compile: bool = True
+    has_backward: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        ops.gelu_fast(out, x)
+        return out
+
+
+class GeluTanh(nn.Module):
+    """``gelu(x, approximate="tanh")`` in torch's own formulation; replaces ``GeluTanh``."""
+
+    can_torch_compile: bool = True
+    has_backward: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        ops.gelu_tanh(out, x)
+        return out
+
+
+class Gelu(nn.Module):
+    """The exact (erf) GELU; replaces transformers' ``GeLU`` layer."""
+
+    can_torch_compile: bool = True
+    has_backward: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        ops.gelu(out, x)
+        return out
+
+
+__all__ = ["Gelu", "GeluFast", "GeluTanh", "Silu", "SiluAndMul"]

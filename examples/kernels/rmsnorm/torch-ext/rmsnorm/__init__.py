@@ -6,8 +6,9 @@ The package is loaded under a unique module name (its build id) from a folder th
 
 from __future__ import annotations
 
+from . import layers
 from ._impl import rms_norm
 from ._version import __version__
 from .layers import RMSNorm
 
-__all__ = ["RMSNorm", "__version__", "rms_norm"]
+__all__ = ["RMSNorm", "__version__", "layers", "rms_norm"]

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Benchmark `kernelize` and kernelized calls, this project against upstream `kernels` 0.17.2 on one
+# local Hub (see docs/benchmarks.md, "Layers"). Makes both environments first (benchmarks/envs.sh).
+# Arguments go to benchmarks/layers.py (--repeat N, --no-docs, --keep).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash benchmarks/envs.sh
+exec .venv/bin/python benchmarks/layers.py "$@"

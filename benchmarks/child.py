@@ -26,6 +26,7 @@ import importlib  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -94,6 +95,8 @@ def main() -> None:
         out["load"] = time.perf_counter() - t
         _check(module)
     out["total"] = time.perf_counter() - T0
+    # Peak resident memory of the process (Linux reports KiB), to see that it stays flat.
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make the two environments every benchmark compares (run by run.sh and layers.sh): .venv
+# Make the two environments every benchmark compares (run by run.sh, layers.sh and scale.sh): .venv
 # (scripts/bootstrap.sh) and, once, .cache/bench/upstream-venv: kernels==0.17.2 and the newest
 # huggingface_hub from PyPI, seeing the one shared torch through a .pth file.
 set -euo pipefail

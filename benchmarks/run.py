@@ -256,8 +256,12 @@ class Bench:
         barrier: bool = False,
         child_json: bool = True,
         extra_env: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Measure:
         """Run ``cmd`` once (``procs`` copies at once), adding its time and requests to ``m``.
+
+        Processes still running ``timeout`` seconds after the start are killed, and the run counts
+        as failed ("did not finish within ...").
 
         With ``barrier``, ``cmd`` takes ``--barrier DIR`` (see ``child.py``): the clock starts when
         every process has imported torch and they are released together, so the time is that of
@@ -289,7 +293,17 @@ class Bench:
             self.hub.reset_requests()  # type: ignore[attr-defined]
             t = time.perf_counter()
             (gate / "go").touch()
-        outs = [p.communicate() for p in ps]
+        outs = []
+        for p in ps:
+            left = None if timeout is None else max(0.1, timeout - (time.perf_counter() - t))
+            try:
+                outs.append(p.communicate(timeout=left))
+            except subprocess.TimeoutExpired:
+                for q in ps:
+                    q.kill()
+                    q.communicate()
+                m.error = f"did not finish within {timeout:.0f} s (stopped)"
+                return m
         elapsed = time.perf_counter() - t
         records = self.hub.requests()  # type: ignore[attr-defined]
         for p, (out, err) in zip(ps, outs, strict=True):
@@ -326,16 +340,23 @@ def upstream_readable(built: Path, dest: Path) -> dict[str, object]:
     return meta
 
 
-def activation_variants(stage: Path) -> list[Path]:
-    """The CPU build of the activation example plus a copy under each of ``OTHER_VARIANTS``.
-
-    The first folder is the loadable one. Built once (cached by ``build.py``), staged in ``stage``.
-    """
+def base_variant(stage: Path) -> tuple[Path, dict[str, object]]:
+    """A copy under ``stage`` of the CPU activation variant that both implementations load, and
+    its ``metadata.json``."""
     import build as example_build  # examples/kernels/build.py
 
     built = example_build.build_variant(EXAMPLES / "activation", backend="cpu")
     base = stage / "base" / built.name
     meta = upstream_readable(built, base)
+    return base, meta
+
+
+def activation_variants(stage: Path) -> list[Path]:
+    """The CPU build of the activation example plus a copy under each of ``OTHER_VARIANTS``.
+
+    The first folder is the loadable one. Built once (cached by ``build.py``), staged in ``stage``.
+    """
+    base, meta = base_variant(stage)
     dirs = [base]
     for name in OTHER_VARIANTS:
         copy = stage / "copies" / name
@@ -815,25 +836,25 @@ DOC_STUB = f"""# Benchmarks
 """
 
 
-def save_docs(block: str, begin: str = BEGIN, end: str = END) -> None:
-    """Put ``block`` between the markers ``begin`` and ``end`` of docs/benchmarks.md (keeping the
-    prose; missing markers are added at the end), written atomically."""
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else DOC_STUB
+def save_docs(block: str, page: Path = DOCS, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``block`` between the markers ``begin`` and ``end`` of ``page`` (keeping the prose;
+    missing markers are added at the end), written atomically."""
+    text = page.read_text(encoding="utf-8") if page.exists() else DOC_STUB
     if begin not in text or end not in text:
         text = text.rstrip() + f"\n\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = DOCS.with_name(f".{DOCS.name}.tmp")
+    page.parent.mkdir(parents=True, exist_ok=True)
+    tmp = page.with_name(f".{page.name}.tmp")
     tmp.write_text(f"{head}{begin}\n{block}{end}{tail}", encoding="utf-8")
-    tmp.replace(DOCS)
+    tmp.replace(page)
 
 
 def publish(block: str, *, save: bool, begin: str = BEGIN, end: str = END) -> None:
     """Print ``block``; with ``save``, also put it between its markers in docs/benchmarks.md."""
     print(block)
     if save:
-        save_docs(block, begin, end)
+        save_docs(block, DOCS, begin, end)
         print(f"saved to {DOCS.relative_to(ROOT)}", file=sys.stderr)
 
 

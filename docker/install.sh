@@ -28,9 +28,10 @@ else
     --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cu130}"
 fi
 
-# This repository's core by path: the name kernels on PyPI is an older release. ninja and
-# setuptools are what torch.utils.cpp_extension needs to compile the example kernel.
-pip_install "$ROOT/core" ninja setuptools
+# This repository's core (and the kernels-lockembed it depends on) by path: the name kernels on
+# PyPI is an older release. ninja and setuptools are what torch.utils.cpp_extension needs to compile
+# the example kernel.
+pip_install "$ROOT/plugins/lockembed" "$ROOT/core" ninja setuptools
 "$PY" -c 'import kernels; print(f"install: kernels {kernels.__version__} from {kernels.__file__}")'
 
 # Build the example kernels now, so that the container publishes them without compiling: the

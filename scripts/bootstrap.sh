@@ -33,6 +33,7 @@ if [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" != "$stamp_src" ]; then
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$PWD/.cache/torch-site" > "$site/_kernels_torch_site.pth"
   pip_quiet install -q -r scripts/requirements-dev.txt -r scripts/requirements-docs.txt
-  pip_quiet install -q -e core
+  # The core depends on kernels-lockembed, which lives in this repository (not on an index).
+  pip_quiet install -q -e plugins/lockembed -e core
   echo "$stamp_src" > .venv/.bootstrap-stamp
 fi

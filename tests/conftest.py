@@ -3,6 +3,10 @@
 The server starts in ``pytest_configure`` so that ``HF_ENDPOINT``, ``HF_HOME``, ``NO_PROXY`` and a
 dummy token are in the environment before any test module imports ``huggingface_hub`` (which reads
 them once, at import).
+
+Under pytest-xdist (``scripts/test.sh`` runs ``-n 3 --dist loadfile``) every worker is a session of
+its own, with its own Hub; a test file runs whole on one worker, so module fixtures are made once.
+The controller starts no Hub. Builds of the example kernels are shared by the workers of one run.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ UNTRUSTED_ORG = "untrusted-org"
 _state: dict[str, object] = {}
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from kernels.server import HubServer
 
+    if _is_xdist_controller(config):
+        return  # the workers run the tests, each with its own Hub
     workdir = Path(tempfile.mkdtemp(prefix="kernels-tests-"))
     _state["workdir"] = workdir
     server = HubServer(workdir / "hub", trusted_orgs=TRUSTED_ORGS).start()
@@ -44,8 +54,32 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     os.environ["HF_HUB_DISABLE_XET"] = "1"
     os.environ.pop("HF_HUB_OFFLINE", None)
-    # Builds of example kernels are cached across tests (and across runs when the caller says where).
-    os.environ.setdefault("KERNELS_BUILD_CACHE", str(workdir / "build-cache"))
+    # Builds of example kernels are cached across tests (and across runs when the caller says where),
+    # and shared by the workers of one xdist run (the cache is safe for concurrent builders).
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    shared = Path(tempfile.gettempdir()) / f"kernels-tests-builds-{run_id}" if run_id else None
+    os.environ.setdefault("KERNELS_BUILD_CACHE", str(shared or workdir / "build-cache"))
+
+
+# Test files that take longest go first, so that a parallel run does not end waiting on one of them
+# (pytest-xdist hands out whole files in collection order: see --no-loadscope-reorder in test.sh).
+LONGEST_FIRST = [
+    "test_pdm.py",
+    "test_poetry.py",
+    "test_hatch.py",
+    "test_reliability.py",
+    "test_uv.py",
+    "test_distributions.py",
+    "test_docker_reference.py",
+    "test_example_build.py",
+    "test_transformers.py",
+    "test_layers.py",
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -4,7 +4,8 @@
   once per set of requirements; :func:`install_local` puts this repo's core/plugins into it.
 - :func:`project_venv` makes a fresh venv whose interpreter sees the one shared torch install
   (``.cache/torch-site``, through a ``.pth`` file) so no test downloads torch.
-- :func:`local_wheels` builds this repo's core and plugin wheels once per session into one folder,
+- :func:`local_wheels` builds this repo's core and plugin wheels into one folder, once for a given
+  state of their sources (``.cache/local-wheels/<hash>``, shared by parallel workers and later runs),
   for build environments and installers that resolve from an index: point them at it (find-links)
   and pin ``kernels==<our version>``, then check that ours ran.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -55,69 +57,118 @@ def project_venv(path: Path, *, torch: bool = True) -> Path:
     return python
 
 
+UV_VERSION = "0.13.8"
+UV_CACHE = CACHE / "uv-cache"
+
+
 def tool_venv(name: str, requirements: list[str]) -> Path:
-    """A venv holding ``requirements`` (from the index), made once and reused; returns its bin dir."""
+    """A venv holding ``requirements`` (from the index), made once and reused; returns its bin dir.
+
+    uv itself is installed with pip; every other tool with that uv (``uv pip``, several times
+    faster than pip on a clean clone), into a venv seeded with pip for :func:`install_local`.
+    """
     key = hashlib.sha256("\n".join([BASE_PYTHON, *requirements]).encode()).hexdigest()[:12]
     venv = CACHE / "tools" / f"{name}-{key}"
     (CACHE / "tools").mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv) + ".lock"):
         if not (venv / ".complete").exists():
-            run([BASE_PYTHON, "-m", "venv", "--clear", str(venv)])
-            run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *requirements])
+            python = str(venv / "bin" / "python")
+            if requirements == [f"uv=={UV_VERSION}"]:
+                run([BASE_PYTHON, "-m", "venv", "--clear", str(venv)])
+                run([python, "-m", "pip", "install", "-q", *requirements])
+            else:
+                uv, env = str(uv_bin()), uv_env()
+                run(
+                    [uv, "venv", "-q", "--clear", "--seed", "--python", BASE_PYTHON, str(venv)],
+                    env=env,
+                )
+                run([uv, "pip", "install", "-q", "--python", python, *requirements], env=env)
             (venv / ".complete").write_text("ok")
     return venv / "bin"
+
+
+def uv_bin() -> Path:
+    """The uv the tests use (``UV_VERSION``), installed once into ``.cache/tools``."""
+    return tool_venv("uv", [f"uv=={UV_VERSION}"]) / "uv"
+
+
+def uv_env() -> dict[str, str]:
+    """The environment for this repo's own uv calls: its cache, no user configuration."""
+    env = env_without_venv()
+    for key in ("PROJECT_ENVIRONMENT", "INDEX_URL", "EXTRA_INDEX_URL", "CONFIG_FILE", "FIND_LINKS"):
+        env.pop(f"UV_{key}", None)
+    env.update(
+        UV_CACHE_DIR=str(UV_CACHE),
+        UV_NO_CONFIG="1",
+        UV_NO_PROGRESS="1",
+        UV_PYTHON_DOWNLOADS="never",
+    )
+    return env
 
 
 _session_wheels: dict[str, Path] = {}
 
 
+def distributions() -> list[Path]:
+    """The folders of this repository's distributions: the core, kernels-lockembed and the plugins."""
+    return [ROOT / "core", *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml"))]
+
+
+_SKIP_DIRS = {"__pycache__", ".venv", "dist", "build", ".mypy_cache", ".ruff_cache"}
+
+
+def sources_hash(folders: list[Path]) -> str:
+    """A hash of every file under ``folders`` (paths and bytes; build outputs left out)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(".egg-info")
+            )
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def local_wheels(dest: Path) -> Path:
-    """Build this repo's core and plugin wheels into ``dest`` (once per session); return ``dest``."""
+    """A folder with a wheel of each of this repo's distributions, built from the current sources.
+
+    Built once per state of the sources into ``.cache/local-wheels/<hash>`` (under a file lock, so
+    parallel workers build it once) and copied to ``dest``; the first ``dest`` of the session is
+    returned to every later caller.
+    """
     if "dir" in _session_wheels:
         return _session_wheels["dir"]
+    projects = distributions()
+    built = CACHE / "local-wheels" / sources_hash(projects)
+    built.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(built) + ".lock"):
+        if not (built / ".complete").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            # ``scripts/wheels.sh``: the command the guides give users.
+            env = {**os.environ, "KERNELS_PYTHON": sys.executable}
+            run(["bash", str(ROOT / "scripts" / "wheels.sh"), str(built)], env=env)
+            (built / ".complete").write_text("ok")
     dest.mkdir(parents=True, exist_ok=True)
-    projects = [
-        ROOT / "core",
-        *sorted(p.parent for p in (ROOT / "plugins").glob("**/pyproject.toml")),
-    ]
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "-w",
-            str(dest),
-            *map(str, projects),
-        ]
-    )
+    for wheel in built.glob("*.whl"):
+        shutil.copy2(wheel, dest)
     _session_wheels["dir"] = dest
     return dest
 
 
 def install_local(bin_dir: Path, wheels: Path, *names: str) -> None:
     """(Re)install this repo's distributions ``names`` from ``wheels`` into a tool venv, no deps
-    from the index beyond what they declare."""
+    from the index beyond what they declare. kernels-lockembed, which every one of them depends on,
+    is reinstalled too (a tool venv outlives the session, and its version number does not change)."""
     python = bin_dir / "python"
-    run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--force-reinstall",
-            "--no-deps",
-            "--no-index",
-            "--find-links",
-            str(wheels),
-            *names,
-        ]
-    )
-    # Their dependencies (huggingface_hub, packaging, tomlkit, filelock, the tool itself) from the index.
-    run([str(python), "-m", "pip", "install", "-q", "--find-links", str(wheels), *names])
+    names = tuple(dict.fromkeys([*names, "kernels-lockembed"]))
+    # Ours from the wheels (reinstalled: the version number stays while the code changes), pinned
+    # so that PyPI's older `kernels` is never picked; their other dependencies from the index.
+    reinstall = [arg for name in names for arg in ("--reinstall-package", name)]
+    pinned = [f"{name}=={CORE_VERSION}" for name in names]
+    cmd = [str(uv_bin()), "pip", "install", "-q", "--python", str(python), "--find-links"]
+    run([*cmd, str(wheels), *reinstall, *pinned], env=uv_env())
 
 
 def env_without_venv() -> dict[str, str]:
@@ -134,6 +185,9 @@ __all__ = [
     "CORE_VERSION",
     "ROOT",
     "TORCH_SITE",
+    "UV_CACHE",
+    "UV_VERSION",
+    "distributions",
     "env_without_venv",
     "install_local",
     "local_wheels",
@@ -142,4 +196,6 @@ __all__ = [
     "share_torch",
     "sysconfig",
     "tool_venv",
+    "uv_bin",
+    "uv_env",
 ]

@@ -78,7 +78,7 @@ def test_site_builds_strict_with_every_page(site: Path) -> None:
     for rel in pages:
         built = site / ("index.html" if rel.name == "index" else rel / "index.html")
         assert built.is_file(), f"docs/{rel}.md was not built"
-    # The generated pages exist although no Markdown file holds them.
+    # The CLI reference is committed (generated); the API page is generated at build time.
     assert (site / "cli" / "index.html").is_file()
     assert "lock_project" in _text(site / "api" / "index.html")
 
@@ -96,6 +96,16 @@ def test_cli_reference_lists_every_subcommand_and_option(site: Path) -> None:
                 assert option in text, f"the CLI reference misses {option} of `kernels {name}`"
             if not action.option_strings:
                 assert str(action.metavar or action.dest) in text
+
+
+def test_committed_cli_reference_is_current() -> None:
+    """docs/cli.md is what scripts/gen_cli_reference.py makes from this checkout's parser."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_cli_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_every_integration_has_a_page_in_the_navigation(site: Path) -> None:
@@ -127,6 +137,7 @@ def test_environment_page_names_every_variable_the_core_reads() -> None:
     src = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "core" / "src").rglob("*.py"))
     read = set(re.findall(r"os\.environ\.get\(\s*\"([A-Z0-9_]+)\"", src))
     read |= set(re.findall(r"os\.environ\[\s*\"([A-Z0-9_]+)\"\s*\]", src))
+    read |= set(re.findall(r"env_number\(\s*\"([A-Z0-9_]+)\"", src))
     assert {"HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE"} <= read
     page = (DOCS / "env.md").read_text(encoding="utf-8")
     missing = sorted(v for v in read if f"`{v}`" not in page)
@@ -145,3 +156,20 @@ def test_reliability_table_names_tests_that_exist() -> None:
 def test_getting_started_gives_the_readme_commands() -> None:
     page = (DOCS / "getting-started.md").read_text(encoding="utf-8")
     assert "bash scripts/demo.sh" in page and "bash scripts/test.sh" in page
+
+
+@pytest.mark.parametrize("page", ["pdm.md", "poetry.md", "hatch.md", "uv.md"])
+def test_tool_guides_are_run_as_written_by_the_test_they_name(page: str) -> None:
+    """Each package-manager guide marks its commands for a test (tests/guides.py), installs from
+    the folder scripts/wheels.sh fills, and names the test that runs them, which exists and does."""
+    from guides import DIST, steps
+
+    text = (DOCS / "integrations" / page).read_text(encoding="utf-8")
+    marked = steps(page)
+    assert [s for s in marked if s.kind == "run"] and [s for s in marked if s.kind != "run"]
+    assert "bash scripts/wheels.sh" in text and any(DIST in s.body for s in marked)
+    found = re.search(r"^Tests: `(tests/\w+\.py)::(\w+)`", text, flags=re.M)
+    assert found, f"docs/integrations/{page} names no test"
+    source = (ROOT / found[1]).read_text(encoding="utf-8")
+    body = re.search(rf"^def {found[2]}\(.*?(?=^def |^@|\Z)", source, flags=re.M | re.S)
+    assert body and f'Guide("{page}"' in body[0], f"{found[1]}::{found[2]} does not run {page}"

@@ -8,7 +8,6 @@ folder of this repo's wheels, pinned ``==0.18.2`` (PyPI's ``kernels`` is an olde
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -23,24 +22,30 @@ import pytest
 from envs import (
     ROOT,
     TORCH_SITE,
+    UV_CACHE,
     env_without_venv,
     install_local,
     local_wheels,
     project_venv,
     run,
     tool_venv,
+    uv_bin,
 )
+from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 HATCH_VERSION = "1.18.2"
-UV_VERSION = "0.13.8"
 PLUGIN = ROOT / "plugins" / "hatch"
 EXAMPLE = ROOT / "examples" / "projects" / "hatch"
 EXAMPLE_REPO = "kernels-community/rmsnorm"
-LOCKEMBED = ROOT / "core" / "src" / "kernels" / "_lockembed.py"
-UV_CACHE = ROOT / ".cache" / "uv-cache"
 # Any JSON passes the build hook's check; the end-to-end tests use real locks.
 FAKE_LOCK = '{"kernels": {}}\n'
+# A pre-install command that lets an environment see the shared torch (instead of installing it).
+TORCH_PTH = (
+    "import pathlib, sysconfig; "
+    "pathlib.Path(sysconfig.get_paths()['purelib'], '_kernels_torch_site.pth')"
+    f".write_text({str(TORCH_SITE)!r})"
+)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +65,7 @@ def hatch_bin(wheels: Path) -> Path:
 @pytest.fixture(scope="session")
 def uv() -> Path:
     """The real uv."""
-    return tool_venv("uv", [f"uv=={UV_VERSION}"]) / "uv"
+    return uv_bin()
 
 
 def tool_env(tmp: Path, wheels: Path, hatch_bin: Path | None = None) -> dict[str, str]:
@@ -79,7 +84,13 @@ def tool_env(tmp: Path, wheels: Path, hatch_bin: Path | None = None) -> dict[str
         UV_NO_PROGRESS="1",
         PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), os.environ.get("PIP_FIND_LINKS")])),
     )
-    for key in ("HATCH_ENV_ACTIVE", "UV_PROJECT_ENVIRONMENT", "UV_CONFIG_FILE"):
+    for key in (
+        "HATCH_ENV_ACTIVE",
+        "UV",
+        "PDM_PROJECT_ROOT",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_CONFIG_FILE",
+    ):
         env.pop(key, None)
     if hatch_bin is not None:
         env["PATH"] = f"{hatch_bin}{os.pathsep}{env['PATH']}"
@@ -144,11 +155,6 @@ def example_project(dest: Path, repo: str, installer: str = "uv") -> Path:
         text = path.read_text().replace(EXAMPLE_REPO, repo)
         text = re.sub(r'"(kernels|hatch-kernels)>=0\.18"', r'"\1==0.18.2"', text)
         path.write_text(text)
-    pth = (
-        "import pathlib, sysconfig; "
-        "pathlib.Path(sysconfig.get_paths()['purelib'], '_kernels_torch_site.pth')"
-        f".write_text({str(TORCH_SITE)!r})"
-    )
     pyproject = dest / "pyproject.toml"
     text = pyproject.read_text()
     assert '[tool.hatch.envs.default]\ninstaller = "uv"\n' in text
@@ -159,7 +165,7 @@ def example_project(dest: Path, repo: str, installer: str = "uv") -> Path:
     pyproject.write_text(
         text.replace(
             "[tool.hatch.envs.default]\n",
-            f"[tool.hatch.envs.default]\npre-install-commands = [{json.dumps('python -c ' + json.dumps(pth))}]\n",
+            f"[tool.hatch.envs.default]\npre-install-commands = [{json.dumps('python -c ' + json.dumps(TORCH_PTH))}]\n",
         )
     )
     return dest
@@ -179,41 +185,6 @@ def kernel_version_offline(python: list[str], cwd: Path, env: dict[str, str], hu
     found = re.search(r"^version (\S+)$", out, re.M)
     assert found, out
     return found.group(1)
-
-
-# ---- the plugin's own packaging -------------------------------------------------------------------
-
-
-def test_plugin_wheel_and_sdist_carry_lockembed(wheels, uv, tmp_path):  # type: ignore[no-untyped-def]
-    """hatch-kernels ships the core's _lockembed.py: in the wheel built from the source tree, in
-    the sdist, and in a wheel built from that sdist (what `uv build` does)."""
-    expected = LOCKEMBED.read_bytes()
-    (ours,) = wheels.glob("hatch_kernels-0.18.2-*.whl")
-    assert wheel_files(ours)["hatch_kernels/_lockembed.py"] == expected
-    env = tool_env(tmp_path, wheels)
-    ok([str(uv), "build", "-q", "-o", str(tmp_path / "dist"), str(PLUGIN)], tmp_path, env)
-    with tarfile.open(next((tmp_path / "dist").glob("*.tar.gz"))) as t:
-        member = t.extractfile("hatch_kernels-0.18.2/src/hatch_kernels/_lockembed.py")
-        assert member is not None and member.read() == expected
-    from_sdist = wheel_files(next((tmp_path / "dist").glob("*.whl")))
-    assert from_sdist["hatch_kernels/_lockembed.py"] == expected
-    assert "hatch_kernels/build.py" in from_sdist and "hatch_kernels/env.py" in from_sdist
-
-
-def test_build_hook_imports_nothing_of_the_core() -> None:
-    """The modules a build environment loads import only the stdlib, hatchling and _lockembed."""
-    for name in ("build.py", "hooks.py", "__init__.py"):
-        tree = ast.parse((PLUGIN / "src" / "hatch_kernels" / name).read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                mods = [node.module or ""]
-            else:
-                continue
-            for mod in mods:
-                top = mod.split(".")[0]
-                assert top != "kernels" and top != "hatch", f"{name} imports {mod}"
 
 
 # ---- the build hook (hatchling in Hatch's venv, which has hatch-kernels and no `kernels`) -------
@@ -320,11 +291,64 @@ def test_environment_collector_rewrites_environments(hatch_bin, tmp_path):  # ty
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("installer", ["uv", "pip"])
-def test_hatch_env_create_then_run_offline(hatch_bin, wheels, hub, tmp_path, installer):  # type: ignore[no-untyped-def]
-    """`hatch run kernels:lock`, `hatch env create` (downloads), `hatch run python` loads the locked
+def test_hatch_guide_as_written(hatch_bin, wheels, hub, tmp_path):  # type: ignore[no-untyped-def]
+    """docs/integrations/hatch.md as written: its marked blocks in order, with Hatch (its own
+    plugin install included) and pip finding this repo's wheels through the guide's settings; the
+    default environment uses pip, the installer the example's test does not.
+
+    Instead of the guide's torch step, a pre-install command makes the shared CPU torch visible in
+    the default environment."""
+    repo = unique_repo("hatch-guide")
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
+    env = tool_env(tmp_path, wheels, hatch_bin)
+    del env["PIP_FIND_LINKS"], env["UV_FIND_LINKS"]  # the guide's first block sets them
+
+    def uninstall_plugin(g: Guide) -> None:
+        # So that Hatch installs `[tool.hatch.env] requires` itself, from the guide's folder.
+        ok(
+            [str(hatch_bin / "python"), "-m", "pip", "uninstall", "-q", "-y", "hatch-kernels"],
+            tmp_path,
+            env,
+        )
+
+    def give_torch(g: Guide) -> None:
+        pyproject = g.here() / "pyproject.toml"
+        command = json.dumps("python -c " + json.dumps(TORCH_PTH))
+        pyproject.write_text(
+            pyproject.read_text()
+            + f"\n[tool.hatch.envs.default]\npre-install-commands = [{command}]\n"
+        )
+
+    def publish_newer(g: Guide) -> None:
+        publish(hub.endpoint, repo, [universal_rmsnorm("0.2.0")], branch="v1", tags=["v0.2.0"])
+
+    guide = Guide("hatch.md", tmp_path, env, {DIST: str(wheels), EXAMPLE_REPO: repo})
+    try:
+        guide.run({"lock": uninstall_plugin, "create": give_torch, "upgrade": publish_newer})
+    except BaseException:
+        install_local(hatch_bin, wheels, "hatch-kernels")  # for the tests that follow
+        raise
+    out = guide.outputs
+    assert "wrote" in out["lock"] and "downloaded 1/1" in out["create"], out
+    assert "tensor([[1.0000, 1.0000, 1.0000, 1.0000]," in out["create"], out["create"]
+    assert re.search(rf"^{re.escape(repo)}\s.*\soutdated$", out["upgrade"], re.M), out["upgrade"]
+    assert "downloaded 1/1" in out["upgrade"], out["upgrade"]
+    proj = tmp_path / "my-package"
+    lock = (proj / "kernels.lock").read_text()
+    assert json.loads(lock)["kernels"][repo]["ref"] == "v1"
+    files = wheel_files(next((proj / "dist").glob("*.whl")))
+    assert files["my_package-0.1.0.dist-info/kernels.lock"].decode() == lock
+    with tarfile.open(next((proj / "dist").glob("*.tar.gz"))) as t:
+        assert "my_package-0.1.0/kernels.lock" in t.getnames()
+
+
+@pytest.mark.slow
+def test_hatch_env_create_then_run_offline(hatch_bin, wheels, hub, tmp_path):  # type: ignore[no-untyped-def]
+    """The example project with the `uv` installer (the guide's test covers pip):
+    `hatch run kernels:lock`, `hatch env create` (downloads), `hatch run python` loads the locked
     kernel offline; an edited kernels.lock re-embeds and re-downloads on the next `hatch run`;
-    `hatch build` wheels carry the lock. With either installer of Hatch's virtual environments."""
+    `hatch build` wheels carry the lock."""
+    installer = "uv"
     repo = unique_repo("hatch-env")
     publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"])
     proj = example_project(tmp_path / "proj", repo, installer)

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from envs import (
     run,
     tool_venv,
 )
+from guides import DIST, Guide, steps
 from kernels.server import HubServer
 
 pytestmark = pytest.mark.slow
@@ -40,9 +40,12 @@ PDM_VERSION = "2.29.4"
 # pdm 2.29.4 allows hishel>=1.4 but breaks with hishel 2.0 (no SyncSqliteStorage): pin its own pick.
 PDM_REQUIREMENTS = [f"pdm=={PDM_VERSION}", "hishel[httpx2]==1.4.0"]
 EXAMPLE = ROOT / "examples" / "projects" / "pdm"
-EXAMPLE_REPO = "kernels-community/activation"
+EXAMPLE_REPO = "kernels-community/rmsnorm"
+EXAMPLE_WHEELS = "file:///${PROJECT_ROOT}/../../../dist"
 PACKAGE = "pdm_kernels_example"
-DIST_INFO = "pdm_kernels_example-0.1.0.dist-info"
+# The guide's project (docs/integrations/pdm.md).
+GUIDE_PACKAGE = "my_package"
+DIST_INFO = "my_package-0.1.0.dist-info"
 
 Pdm = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -63,24 +66,38 @@ def pdm_bin(wheels: Path) -> Path:
     return bin_dir
 
 
+@pytest.fixture(scope="module")
+def pdm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pdm's cache for this module's runs. Not the user's: pdm keeps the metadata of a package by
+    name and version, so a wheel of ours rebuilt with new dependencies (same version) would be
+    resolved with the dependencies of an older build."""
+    return tmp_path_factory.mktemp("pdm-cache")
+
+
+def pdm_env(config: Path, cache: Path) -> dict[str, str]:
+    """The environment pdm runs in: its own config file, no update check, no prompts, wide output."""
+    env = env_without_venv()  # read now: HF_HUB_CACHE is per test
+    env.update(
+        PDM_CONFIG_FILE=str(config),
+        PDM_CACHE_DIR=str(cache),
+        PDM_CHECK_UPDATE="false",
+        PDM_IGNORE_ACTIVE_VENV="1",
+        PDM_NON_INTERACTIVE="1",
+        NO_COLOR="1",
+        COLUMNS="300",
+    )
+    return env
+
+
 @pytest.fixture
-def pdm(pdm_bin: Path, tmp_path: Path) -> Iterator[Pdm]:
+def pdm(pdm_bin: Path, pdm_cache: Path, tmp_path: Path) -> Iterator[Pdm]:
     """``pdm(*args, cwd=..., check=True, env={...})``: run pdm, return the completed process."""
     config = tmp_path / "pdm-config.toml"
 
     def call(
         *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        full_env = env_without_venv()  # read now: HF_HUB_CACHE is per test
-        full_env.update(
-            PDM_CONFIG_FILE=str(config),
-            PDM_CHECK_UPDATE="false",
-            PDM_IGNORE_ACTIVE_VENV="1",
-            PDM_NON_INTERACTIVE="1",
-            NO_COLOR="1",
-            COLUMNS="300",
-        )
-        full_env.update(env or {})
+        full_env = {**pdm_env(config, pdm_cache), **(env or {})}
         out = subprocess.run(
             [str(pdm_bin / "pdm"), *args],
             cwd=cwd,
@@ -111,8 +128,10 @@ def sample_project(dest: Path, wheels: Path, repo: str) -> Path:
     text = pyproject.read_text()
     assert EXAMPLE_REPO in text and '"kernels>=0.18"' in text
     text = text.replace(EXAMPLE_REPO, repo).replace('"kernels>=0.18"', f'"kernels=={CORE_VERSION}"')
-    # Ours, not PyPI's `kernels` 0.17.2, for the project and for its build environment (pdm-kernels).
-    text += f'\n[[tool.pdm.source]]\nname = "local-wheels"\nurl = "{wheels.as_uri()}"\ntype = "find_links"\n'
+    # Ours, not PyPI's `kernels` 0.17.2, for the project and for its build environment (pdm-kernels):
+    # the example's source points at the repository's dist/, this copy at the session's wheels.
+    assert EXAMPLE_WHEELS in text
+    text = text.replace(EXAMPLE_WHEELS, wheels.as_uri())
     pyproject.write_text(text)
     init = dest / "src" / PACKAGE / "__init__.py"
     init.write_text(init.read_text().replace(EXAMPLE_REPO, repo))
@@ -131,14 +150,16 @@ def lock_entry(project: Path, repo: str) -> dict[str, object]:
     return entry
 
 
-def installed_dist_info(python: Path) -> Path:
+def installed_dist_info(python: Path, name: str = DIST_INFO) -> Path:
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site = Path(run([str(python), "-c", code]).stdout.strip())
-    return site / DIST_INFO
+    return site / name
 
 
-def load_offline(pdm: Pdm, project: Path) -> str:
-    """Import the sample package in its env with HF_HUB_OFFLINE=1; return its kernel's version.
+def load_offline(
+    pdm: Pdm, project: Path, package: str = GUIDE_PACKAGE, attr: str = "rmsnorm"
+) -> str:
+    """Import a sample package in its env with HF_HUB_OFFLINE=1; return its kernel's version.
 
     The source tree's kernels.lock is moved away meanwhile, so the lock can only come from the
     installed package's metadata.
@@ -146,11 +167,11 @@ def load_offline(pdm: Pdm, project: Path) -> str:
     code = (
         "import kernels, torch; "
         f"assert kernels.__version__ == {CORE_VERSION!r}, kernels.__file__; "
-        f"import {PACKAGE} as m; "
+        f"import {package} as m; k = m.{attr}; "
         "x = torch.randn(4, 8); w = torch.ones(8); "
-        "torch.testing.assert_close(m.kernel.rms_norm(x, w, 1e-6), "
+        "torch.testing.assert_close(k.rms_norm(x, w, 1e-6), "
         "x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)); "
-        "print('kernel-version', m.kernel.__version__)"
+        "print('kernel-version', k.__version__)"
     )
     lock = project / "kernels.lock"
     aside = project / "kernels.lock.aside"
@@ -165,71 +186,87 @@ def load_offline(pdm: Pdm, project: Path) -> str:
 
 
 def test_add_lock_install_load_relock(
-    pdm: Pdm, hub: HubServer, wheels: Path, tmp_path: Path
+    pdm: Pdm, pdm_bin: Path, pdm_cache: Path, hub: HubServer, wheels: Path, tmp_path: Path
 ) -> None:
-    """`pdm kernels add`, `pdm lock`, `pdm install`, then the package loads its kernel offline from
-    the lock embedded by the pdm-backend hook; a new spec is re-locked by `pdm lock`, downloaded by
-    `pdm install` and not by `pdm install --dry-run`."""
+    """docs/integrations/pdm.md as written: its marked blocks in order (the plugin from the wheel
+    folder with `pdm self add`, the whole pyproject.toml, `pdm use`, `pdm lock`, `pdm install`, an
+    offline run, `pdm kernels add` of two kernels, `outdated`, `remove`). Then the package loads
+    offline from the lock the pdm-backend hook embedded; a new spec is re-locked by `pdm lock`,
+    downloaded by `pdm install` and not by `pdm install --dry-run` or `--skip post_install`; and
+    `pdm build` artifacts carry the lock.
+
+    The guide's environment gets the shared CPU torch (the second way of its torch step)."""
     repo = kernelhub.unique_repo("pdm")
     v1 = kernelhub.publish(
         hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.1.0")], branch="v1", tags=["v0.1.0"]
     )
-    project = sample_project(tmp_path / "proj", wheels, repo)
+    more = {}
+    for name in ("kernels-community/activation", "kernels-community/layer-norm"):
+        more[name] = kernelhub.unique_repo("pdm-more")
+        kernelhub.publish(hub.endpoint, more[name], [kernelhub.universal_rmsnorm("0.1.0")])
+    env = pdm_env(tmp_path / "pdm-config.toml", pdm_cache)
+    env["PATH"] = f"{pdm_bin}{os.pathsep}{env['PATH']}"
+    guide = Guide("pdm.md", tmp_path, env, {DIST: str(wheels), EXAMPLE_REPO: repo, **more})
+
+    def uninstall_plugin(g: Guide) -> None:
+        # So that the guide's `pdm self add` really installs it (from this session's wheels).
+        run([str(pdm_bin / "python"), "-m", "pip", "uninstall", "-q", "-y", "pdm-kernels"])
+
+    try:
+        guide.run({"self-add": uninstall_plugin, "use": lambda g: project_venv(g.here() / ".venv")})
+    except BaseException:
+        install_local(pdm_bin, wheels, "kernels", "pdm-kernels")  # for the tests that follow
+        raise
+    project = tmp_path / "my-package"
+    python = project / ".venv" / "bin" / "python"
+    out = guide.outputs
+    assert "kernels: downloaded 1/1 locked kernel(s)" in out["install"], out["install"]
+    assert "tensor([[1.0000, 1.0000, 1.0000, 1.0000]," in out["install"], out["install"]
+    assert out["more"].count("Added ") == 2 and out["more"].count("Removed ") == 2, out["more"]
+    rows = [line.split()[-3:] for line in out["more"].splitlines() if line.endswith("up to date")]
+    assert len(rows) == 3, out["more"]
     pyproject = project / "pyproject.toml"
-    declared = pyproject.read_text()
-    line = f'"{repo}" = 1\n'
-    assert line in declared
-    pyproject.write_text(declared.replace(line, ""))
-    python = use_venv(pdm, project)
-
-    # `pdm kernels add` writes the same line the example has, keeping every comment, and locks it.
-    out = pdm("kernels", "add", f"{repo}@1", cwd=project)
-    assert pyproject.read_text() == declared, pyproject.read_text()
-    entry = lock_entry(project, repo)
-    assert entry["commit"] == v1 and entry["ref"] == "v1", entry
-    assert "kernels.lock updated" in out.stdout, out.stdout
-
-    # `pdm lock` writes pdm.lock; kernels.lock is fresh, so it stays as it is.
+    declared = guide.text(next(s.body for s in steps("pdm.md") if s.arg == "pyproject.toml"))
+    assert pyproject.read_text() == declared  # add, then remove: back to the guide's file
     lock_text = (project / "kernels.lock").read_text()
-    pdm("lock", cwd=project)
-    assert (project / "pdm.lock").is_file()
-    assert (project / "kernels.lock").read_text() == lock_text
+    entry = lock_entry(project, repo)
+    assert (
+        entry["commit"] == v1
+        and entry["ref"] == "v1"
+        and list(json.loads(lock_text)["kernels"]) == [repo]
+    )
 
-    # `pdm install` installs the project (the build hook embeds kernels.lock) and downloads.
-    hub.reset_requests()
-    out = pdm("install", cwd=project)
-    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout + out.stderr
-    assert hub.requests(), "pdm install downloaded nothing"
     dist_info = installed_dist_info(python)
     assert (dist_info / "kernels.lock").read_text() == lock_text, "the build hook did not run"
-    assert PACKAGE in (dist_info / "top_level.txt").read_text().split()
+    assert GUIDE_PACKAGE in (dist_info / "top_level.txt").read_text().split()
     assert load_offline(pdm, project) == "0.1.0"
 
     # Editing the spec: `pdm lock` re-locks that kernel.
     v2 = kernelhub.publish(
         hub.endpoint, repo, [kernelhub.universal_rmsnorm("0.2.0")], branch="v2", tags=["v0.2.0"]
     )
+    line = f'"{repo}" = 1\n'
     pyproject.write_text(declared.replace(line, f'"{repo}" = 2\n'))
-    out = pdm("lock", cwd=project)
-    assert "kernels.lock updated" in out.stdout, out.stdout + out.stderr
+    out_lock = pdm("lock", cwd=project)
+    assert "kernels.lock updated" in out_lock.stdout, out_lock.stdout + out_lock.stderr
     entry = lock_entry(project, repo)
     assert entry["commit"] == v2 and entry["ref"] == "v2" and entry["spec"] == {"version": 2}
     new_lock = (project / "kernels.lock").read_text()
 
     # --dry-run: no request at all, nothing installed or written.
     hub.reset_requests()
-    out = pdm("install", "--dry-run", cwd=project)
+    dry = pdm("install", "--dry-run", cwd=project)
     assert hub.requests() == [], [r.path for r in hub.requests()]
-    assert "kernels:" not in out.stdout
+    assert "kernels:" not in dry.stdout
     assert (dist_info / "kernels.lock").read_text() == lock_text
 
     # --skip post_install: no download either.
-    out = pdm("install", "--skip", "post_install", cwd=project)
+    pdm("install", "--skip", "post_install", cwd=project)
     assert hub.requests() == [], [r.path for r in hub.requests()]
     assert (dist_info / "kernels.lock").read_text() == new_lock
 
-    out = pdm("install", cwd=project)
-    assert "kernels: downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout + out.stderr
+    done = pdm("install", cwd=project)
+    assert "kernels: downloaded 1/1 locked kernel(s)" in done.stdout, done.stdout + done.stderr
     assert hub.requests()
     assert (dist_info / "kernels.lock").read_text() == new_lock
     assert load_offline(pdm, project) == "0.2.0"
@@ -239,7 +276,7 @@ def test_add_lock_install_load_relock(
     (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
     with tarfile.open(sdist) as tf:
         names = tf.getnames()
-        assert "pdm_kernels_example-0.1.0/kernels.lock" in names, names
+        assert "my_package-0.1.0/kernels.lock" in names, names
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read(f"{DIST_INFO}/kernels.lock").decode() == new_lock
@@ -280,7 +317,7 @@ def test_install_refreshes_stale_lock_and_errors_are_one_line(
     assert "kernels.lock is out of date" in out.stderr, out.stdout + out.stderr
     assert "kernels.lock updated" in out.stdout, out.stdout + out.stderr
     assert lock_entry(project, repo)["commit"] == v1
-    dist_info = installed_dist_info(python)
+    dist_info = installed_dist_info(python, "pdm_kernels_example-0.1.0.dist-info")
     assert (dist_info / "kernels.lock").read_text() == (project / "kernels.lock").read_text()
     pdm("kernels", "check", cwd=project)
 
@@ -371,44 +408,10 @@ def test_project_without_kernels_is_untouched(pdm: Pdm, pdm_bin: Path, tmp_path:
     assert "has no `kernels` package" in out.stderr, out.stderr
 
 
-def test_plugin_distribution_carries_lockembed(pdm: Pdm, wheels: Path, tmp_path: Path) -> None:
-    """pdm-kernels' wheel, sdist and the wheel built from that sdist all carry ``_lockembed.py``, a
-    byte-for-byte copy of the core's; the build hook module imports nothing of the core."""
-    core_copy = (ROOT / "core" / "src" / "kernels" / "_lockembed.py").read_text()
-    (wheel,) = wheels.glob("pdm_kernels-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        assert zf.read("pdm_kernels/_lockembed.py").decode() == core_copy
-
-    # Build from a copy laid out like the repo (the sdist needs ../../core), with pdm's build.
-    repo = tmp_path / "repo"
-    shutil.copytree(
-        ROOT / "plugins" / "pdm",
-        repo / "plugins" / "pdm",
-        ignore=shutil.ignore_patterns("__pycache__", "dist", ".venv", "*.egg-info"),
-    )
-    (repo / "core" / "src" / "kernels").mkdir(parents=True)
-    shutil.copy(ROOT / "core" / "src" / "kernels" / "_lockembed.py", repo / "core/src/kernels")
-    plugin = repo / "plugins" / "pdm"
-    (plugin / ".pdm-python").write_text(sys.executable)  # any interpreter runs the isolated build
-    pdm("build", "-d", str(tmp_path / "dist"), cwd=plugin)
-    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
-    with tarfile.open(sdist) as tf:
-        member = tf.extractfile("pdm_kernels-0.18.2/src/pdm_kernels/_lockembed.py")
-        assert member is not None and member.read().decode() == core_copy
-    (from_sdist,) = (tmp_path / "dist").glob("*.whl")
-    with zipfile.ZipFile(from_sdist) as zf:
-        assert zf.read("pdm_kernels/_lockembed.py").decode() == core_copy
-
-    # The hook module must load where neither PDM nor the core is importable.
-    code = (
-        "import sys; sys.modules['kernels'] = None; sys.modules['pdm'] = None; "
-        "import pdm_kernels.build_hook as h; print(h.pdm_build_update_files.__name__)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(wheel)}
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(wheel)!r}); {code}"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert out.returncode == 0 and "pdm_build_update_files" in out.stdout, out.stderr
+def test_guide_says_how_to_install_a_working_pdm() -> None:
+    """The PDM guide names the hishel 2 breakage and the pin the tests themselves install."""
+    guide = (ROOT / "docs" / "integrations" / "pdm.md").read_text()
+    assert "SyncSqliteStorage" in guide and 'hishel<2"' in guide
+    assert f"`pdm=={PDM_VERSION}`" in guide
+    (pin,) = [r for r in PDM_REQUIREMENTS if r.startswith("hishel")]
+    assert f"`{pin}`" in guide and pin.split("==")[1].startswith("1.")

@@ -26,21 +26,25 @@ from envs import (
     CACHE,
     CORE_VERSION,
     ROOT,
+    UV_CACHE,
     env_without_venv,
     install_local,
     local_wheels,
     project_venv,
     run,
     tool_venv,
+    uv_bin,
 )
+from guides import DIST, Guide
 from kernelhub import publish, unique_repo, universal_rmsnorm
 
 EXAMPLE = ROOT / "examples" / "projects" / "poetry"
 BACKEND_DIR = ROOT / "plugins" / "poetry" / "backend"
 POETRY = ["poetry==2.5.1"]
-UV = ["uv==0.13.8"]
 SAMPLE_REPO = "kernels-community/rmsnorm"
+PLUGIN = "poetry-plugin-kernels"
 CORE_PATH_DEP = '{ path = "../../../core", develop = false }'
+LOCKEMBED_PATH_DEP = '{ path = "../../../plugins/lockembed", develop = false }'
 BACKEND_REQ = 'requires = ["poetry-kernels-backend>=0.18"]'
 FAKE_LOCK = '{"format": "test", "kernels": {}}\n'
 # The registry reachable here serves PyPI's simple index but not its JSON API, which poetry's
@@ -87,7 +91,7 @@ def tool_env(tmp_path: Path, wheels: Path) -> dict[str, str]:
         POETRY_NO_INTERACTION="1",
         PIP_FIND_LINKS=" ".join(filter(None, [str(wheels), env.get("PIP_FIND_LINKS")])),
         UV_FIND_LINKS=str(wheels),
-        UV_CACHE_DIR=str(CACHE / "uv-cache"),
+        UV_CACHE_DIR=str(UV_CACHE),
         NO_COLOR="1",
     )
     return env
@@ -99,15 +103,19 @@ def make_project(dest: Path, wheels: Path, repo: str, *, backend_by_url: bool = 
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".venv", "dist", "*.lock"))
     pyproject = dest / "pyproject.toml"
     text = pyproject.read_text()
-    assert CORE_PATH_DEP in text and BACKEND_REQ in text
+    assert CORE_PATH_DEP in text and LOCKEMBED_PATH_DEP in text and BACKEND_REQ in text
     core_wheel = _one(wheels, "kernels-*.whl")
+    lockembed = _one(wheels, "kernels_lockembed-*.whl")
     text = text.replace(CORE_PATH_DEP, f'{{ path = "{core_wheel}" }}')
+    text = text.replace(LOCKEMBED_PATH_DEP, f'{{ path = "{lockembed}" }}')
     if backend_by_url:
         # poetry's isolated build resolves build requirements from its own sources (PyPI), which
-        # cannot see a find-links folder: name the local wheel directly.
+        # cannot see a find-links folder: name the local wheels (the backend and its dependency).
         backend = _one(wheels, "poetry_kernels_backend-*.whl")
         text = text.replace(
-            BACKEND_REQ, f'requires = ["poetry-kernels-backend @ {backend.as_uri()}"]'
+            BACKEND_REQ,
+            f'requires = ["poetry-kernels-backend @ {backend.as_uri()}", '
+            f'"kernels-lockembed @ {lockembed.as_uri()}"]',
         )
     pyproject.write_text(text + SIMPLE_SOURCE)
     init = dest / "src" / "poetry_kernels_sample" / "__init__.py"
@@ -180,10 +188,10 @@ PROBE = textwrap.dedent(
 )
 
 
-def probe(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
+def probe(python: Path, env: dict[str, str], cwd: Path, code: str = PROBE) -> dict[str, object]:
     """Import the sample package offline in ``python``; what it loaded and where its lock came from."""
     out = subprocess.run(
-        [str(python), "-c", PROBE],
+        [str(python), "-c", code],
         env={**env, "HF_HUB_OFFLINE": "1"},
         cwd=cwd,
         capture_output=True,
@@ -256,45 +264,6 @@ def test_add_keeps_formatting(edit) -> None:  # type: ignore[no-untyped-def]
 # ---- the wrapper backend without poetry ---------------------------------------------------------
 
 
-def test_wrapper_backend_imports_no_kernels() -> None:
-    """The backend runs in isolated build envs: stdlib, poetry-core and its own package only."""
-    import ast
-
-    src = BACKEND_DIR / "src" / "poetry_kernels_backend" / "__init__.py"
-    tops = set()
-    for node in ast.walk(ast.parse(src.read_text())):
-        if isinstance(node, ast.Import):
-            tops |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            tops.add(node.module.split(".")[0])
-    assert tops - set(sys.stdlib_module_names) == {"poetry", "poetry_kernels_backend"}, tops
-    deps = (
-        (BACKEND_DIR / "pyproject.toml").read_text().split("dependencies = [", 1)[1].split("]")[0]
-    )
-    assert "kernels" not in deps, deps
-
-
-@pytest.mark.slow
-def test_distributions_vendor_lockembed(wheels: Path, tmp_path: Path) -> None:
-    """Both distributions carry the core's _lockembed.py as a package file, in the sdist and in
-    the wheel uv builds from that sdist (where the repository path is gone)."""
-    uv = tool_venv("uv", UV) / "uv"
-    env = tool_env(tmp_path, wheels)
-    core_copy = (ROOT / "core" / "src" / "kernels" / "_lockembed.py").read_bytes()
-    for src, pkg in (
-        (ROOT / "plugins" / "poetry", "poetry_plugin_kernels"),
-        (BACKEND_DIR, "poetry_kernels_backend"),
-    ):
-        out = tmp_path / pkg
-        run([str(uv), "build", "-q", "-o", str(out), str(src)], env=env)
-        with tarfile.open(_one(out, "*.tar.gz")) as tf:
-            names = [m.name.split("/", 1)[1] for m in tf.getmembers()]
-            assert f"src/{pkg}/_lockembed.py" in names and not [
-                n for n in names if n.startswith("backend/")
-            ]
-        assert wheel_files(_one(out, "*.whl"))[f"{pkg}/_lockembed.py"] == core_copy
-
-
 @pytest.mark.slow
 def test_wrapper_backend_pip_uv_editable(wheels: Path, tmp_path: Path) -> None:
     """`pip wheel` (find-links, the documented name requirement), `uv build` (sdist, then a wheel
@@ -314,7 +283,7 @@ def test_wrapper_backend_pip_uv_editable(wheels: Path, tmp_path: Path) -> None:
     )
     check_wheel_carries(_one(pip_out, "*.whl"), FAKE_LOCK, "poetry_kernels_sample")
 
-    uv = tool_venv("uv", UV) / "uv"
+    uv = uv_bin()
     uv_out = tmp_path / "uv-out"
     run([str(uv), "build", "-q", "-o", str(uv_out), str(proj)], env=env)
     assert sdist_lock(_one(uv_out, "*.tar.gz")) == FAKE_LOCK
@@ -356,42 +325,62 @@ def published(hub) -> str:  # type: ignore[no-untyped-def]
     return repo
 
 
+GUIDE_PROBE = PROBE.replace("poetry_kernels_sample", "my_package")
+
+
 @pytest.mark.slow
 def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
     poetry_bin: Path, wheels: Path, published: str, tmp_path: Path, hub
 ) -> None:
-    """The whole story with the real poetry: add, lock, install (downloads, embeds the lock in the
-    editable install's dist-info), run offline, build (wheel + sdist carry the lock) and load the
-    wheel from a fresh venv offline."""
+    """docs/integrations/poetry.md as written: its marked blocks in order (both wheels in one
+    `poetry self add`, the whole pyproject.toml, `poetry install`, an offline run, `poetry kernels
+    add` of two kernels, `outdated`, `remove`, `poetry build`). Then: the lock is embedded in the
+    editable install's dist-info with RECORD rows, `poetry run` loads offline from the live lock, the
+    built wheel and sdist carry it, and a fresh venv loads the wheel offline.
+
+    The project's `.venv` (which Poetry uses) is made with the shared CPU torch, the guide's second
+    way; the registry here lacks PyPI's JSON API, so a simple-index source is appended."""
+    more = {}
+    for name in ("kernels-community/activation", "kernels-community/layer-norm"):
+        more[name] = unique_repo("poetry-more")
+        publish(hub.endpoint, more[name], [universal_rmsnorm("0.1.0")])
     env = tool_env(tmp_path, wheels)
-    proj = make_project(tmp_path / "proj", wheels, published)
-    python = project_venv(proj / ".venv")
-    original = (proj / "pyproject.toml").read_text()
+    env["PATH"] = f"{poetry_bin.parent}:{env['PATH']}"
+    guide = Guide("poetry.md", tmp_path, env, {DIST: str(wheels), SAMPLE_REPO: published, **more})
 
-    out = poetry(poetry_bin, proj, env, "kernels", "add", f"{published}@1")
-    assert "Wrote kernels.lock: 1 kernel(s)" in out.stdout
-    text = (proj / "pyproject.toml").read_text()
-    block = f'[tool.kernels.dependencies]\n"{published}" = 1\n\n'
-    assert block in text and text.replace(block, "") == original  # the rest kept byte for byte
+    def uninstall_plugin(g: Guide) -> None:
+        # So that the guide's `poetry self add` really installs it (from this session's wheels).
+        run([str(poetry_bin.parent / "python"), "-m", "pip", "uninstall", "-q", "-y", PLUGIN])
+
+    def prepare(g: Guide) -> None:
+        project_venv(g.here() / ".venv")
+        with (g.here() / "pyproject.toml").open("a") as f:
+            f.write(SIMPLE_SOURCE)
+
+    try:
+        guide.run({"self-add": uninstall_plugin, "install": prepare})
+    except BaseException:
+        install_local(poetry_bin.parent, wheels, "kernels", PLUGIN)  # for the tests that follow
+        raise
+    proj = tmp_path / "my-package"
+    python = proj / ".venv" / "bin" / "python"
+    out = guide.outputs
+    assert "Locking kernels" in out["install"] and "Downloading locked kernels" in out["install"]
+    assert "downloaded 1/1 locked kernel(s)" in out["install"], out["install"]
+    assert "tensor([[1.0000, 1.0000, 1.0000, 1.0000]," in out["install"], out["install"]
+    assert out["more"].count("Using ") == 2 and out["more"].count("Removed ") == 2, out["more"]
+    assert len([ln for ln in out["more"].splitlines() if ln.endswith("up to date")]) == 3
     lock_text = (proj / "kernels.lock").read_text()
-    assert published in lock_text
+    assert list(json.loads(lock_text)["kernels"]) == [published]
 
-    out = poetry(poetry_bin, proj, env, "lock")
-    assert (proj / "poetry.lock").exists()
-    assert (proj / "kernels.lock").read_text() == lock_text  # fresh: left alone
-
-    hub.reset_requests()
-    out = poetry(poetry_bin, proj, env, "install")
-    assert "Downloading locked kernels" in out.stdout, out.stdout
-    assert any(published in r.path for r in hub.requests())
     site = Path(
         run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
         ).stdout.strip()
     )
-    dist_info = _one(site, "poetry_kernels_sample-0.1.0.dist-info")
+    dist_info = _one(site, "my_package-0.1.0.dist-info")
     assert (dist_info / "kernels.lock").read_text() == lock_text
-    assert (dist_info / "top_level.txt").read_text().split() == ["poetry_kernels_sample"]
+    assert (dist_info / "top_level.txt").read_text().split() == ["my_package"]
     rows = record_ok(
         [f"{dist_info.name}/kernels.lock", f"{dist_info.name}/top_level.txt"],
         lambda n: (site / n).read_bytes(),
@@ -399,10 +388,9 @@ def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
     )
     assert f"{dist_info.name}/kernels.lock" in rows
 
-    out = poetry(poetry_bin, proj, env, "kernels", "download", "--all-variants")
-    assert "downloaded 1/1 locked kernel(s)" in out.stdout, out.stdout
-
-    run_out = poetry(poetry_bin, proj, {**env, "HF_HUB_OFFLINE": "1"}, "run", "python", "-c", PROBE)
+    run_out = poetry(
+        poetry_bin, proj, {**env, "HF_HUB_OFFLINE": "1"}, "run", "python", "-c", GUIDE_PROBE
+    )
     got = json.loads(run_out.stdout.strip().splitlines()[-1])
     # The editable install runs the source tree, so load_kernel reads the live kernels.lock there
     # (the embedded copy is checked above).
@@ -413,15 +401,12 @@ def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
         "ok": True,
     }
 
-    out = poetry(poetry_bin, proj, env, "build")
     wheel = _one(proj / "dist", "*.whl")
-    check_wheel_carries(wheel, lock_text, "poetry_kernels_sample")
+    check_wheel_carries(wheel, lock_text, "my_package")
     assert sdist_lock(_one(proj / "dist", "*.tar.gz")) == lock_text
     requires = [
         line
-        for line in wheel_files(wheel)["poetry_kernels_sample-0.1.0.dist-info/METADATA"]
-        .decode()
-        .splitlines()
+        for line in wheel_files(wheel)["my_package-0.1.0.dist-info/METADATA"].decode().splitlines()
         if line.startswith("Requires-Dist")
     ]
     # [project] dependencies, not the path source of [tool.poetry.dependencies], reach the wheel.
@@ -431,9 +416,9 @@ def test_poetry_add_lock_install_run_build(  # type: ignore[no-untyped-def]
 
     fresh = project_venv(tmp_path / "fresh")
     run([str(fresh), "-m", "pip", "install", "-q", str(wheel)], env=env)
-    got = probe(fresh, env, tmp_path)
+    got = probe(fresh, env, tmp_path, GUIDE_PROBE)
     assert got["core"] == CORE_VERSION and got["ok"] is True
-    assert got["where"] == "kernels.lock of the installed distribution poetry-kernels-sample"
+    assert got["where"] == "kernels.lock of the installed distribution my-package"
 
 
 @pytest.mark.slow
@@ -508,11 +493,15 @@ def test_poetry_per_project_plugin(  # type: ignore[no-untyped-def]
     python = project_venv(proj / ".venv")
     pyproject = proj / "pyproject.toml"
     plugin_wheel = _one(wheels, "poetry_plugin_kernels-*.whl")
-    core_wheel = _one(wheels, "kernels-*.whl")
+    # The plugin and what of ours it depends on, none of it on an index.
+    ours = {
+        name: _one(wheels, f"{name.replace('-', '_')}-*.whl")
+        for name in ("kernels", "kernels-lockembed", "poetry-kernels-backend")
+    }
     text = pyproject.read_text().replace(
         'poetry-plugin-kernels = ">=0.18"',
         f'poetry-plugin-kernels = {{ path = "{plugin_wheel}" }}\n'
-        f'kernels = {{ path = "{core_wheel}" }}',
+        + "".join(f'{name} = {{ path = "{wheel}" }}\n' for name, wheel in ours.items()),
     )
     pyproject.write_text(text + f'\n[tool.kernels.dependencies]\n"{published}" = 1\n')
 

@@ -5,13 +5,16 @@ keeps that table true."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +23,9 @@ from conftest import DUMMY_TOKEN
 from hostile import HostileHub
 from kernelhub import ROOT, cpu_activation, publish, unique_repo, universal_rmsnorm
 from kernels import IntegrityError, KernelsError, NotInCacheError, get_kernel
+from kernels.cache import RepoCache
 from kernels.errors import HubError
+from kernels.hub import list_files
 from kernels.platform import detect_platform
 
 HERE = detect_platform().variant
@@ -46,7 +51,11 @@ def evil(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def _files_outside(root: Path, allowed: Path) -> set[str]:
-    return {str(p) for p in root.rglob("*") if p.is_file() and allowed not in p.parents}
+    """Files under ``root`` outside ``allowed``, and the ``evil*`` entries of every folder above
+    ``root``, where a path made of ``..`` parts would land (scanning those folders whole would read
+    every other test's files, and other processes change them)."""
+    inside = {str(p) for p in root.rglob("*") if p.is_file() and allowed not in p.parents}
+    return inside | {str(p) for parent in root.parents for p in parent.glob("evil*")}
 
 
 def _serve_listing(
@@ -82,10 +91,10 @@ def test_hostile_listing_paths_are_refused(evil, tmp_path, hf_cache, bad):  # ty
         {"type": "file", "path": f"build/{HERE}/{bad}", "oid": blob_id(good), "size": len(good)},
     ]
     _serve_listing(evil, entries, {f"build/{HERE}/__init__.py": good})
-    before = _files_outside(tmp_path.parent, hf_cache)
+    before = _files_outside(tmp_path, hf_cache)
     with pytest.raises(KernelsError, match="refusing unsafe path"):
         get_kernel("evil/k", version=1)
-    assert _files_outside(tmp_path.parent, hf_cache) == before
+    assert _files_outside(tmp_path, hf_cache) == before
     assert not Path("/tmp/evil.py").exists()
     assert not any(p.name.startswith("evil") for p in hf_cache.rglob("*"))
 
@@ -354,6 +363,151 @@ def test_two_downloads_at_once(hub, norm_repo, tmp_path):  # type: ignore[no-unt
     assert [p.returncode for p in procs] == [0, 0]
     gets = Counter(r.path for r in hub.requests() if "/resolve/" in r.path)
     assert gets and set(gets.values()) == {1}, gets
+
+
+def _self_checking_variant(dest: Path, files: int) -> dict[str, bytes]:
+    """A torch-universal variant whose import fails unless every one of its files is whole.
+
+    ``metadata.json`` carries the sha256 of every other file; ``__init__.py`` checks them all at
+    import (an incomplete ``__init__.py`` or ``metadata.json`` fails on its own). Returns the
+    files by path relative to the variant.
+    """
+    rng = random.Random(17)
+    content = {
+        f"data/part_{i:02d}.bin": rng.randbytes(rng.choice([700, 9_000, 70_000, 300_000]))
+        for i in range(files)
+    }
+    content["__init__.py"] = (
+        b"import hashlib, json, pathlib\n"
+        b"_here = pathlib.Path(__file__).parent\n"
+        b"_meta = json.loads((_here / 'metadata.json').read_text())\n"
+        b"for _name, _digest in _meta['files'].items():\n"
+        b"    if hashlib.sha256((_here / _name).read_bytes()).hexdigest() != _digest:\n"
+        b"        raise ImportError(f'{_name} was incomplete or wrong when imported')\n"
+        b"__version__ = _meta['version']\n"
+        b"FILES = len(_meta['files'])\n"
+    )
+    meta = {
+        "name": "stress",
+        "id": f"_stress_{uuid.uuid4().hex[:8]}",
+        "version": "0.1.0",
+        "license": "apache-2.0",
+        "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in content.items()},
+    }
+    content["metadata.json"] = json.dumps(meta, indent=1).encode()
+    for rel, data in content.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    return content
+
+
+STRESS_CHILD = """
+import sys, threading, kernels
+mods, errors = [], []
+def load():
+    try:
+        mods.append(kernels.get_kernel(sys.argv[1], version=1))
+    except BaseException as err:
+        errors.append(repr(err))
+threads = [threading.Thread(target=load) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+assert len({id(m) for m in mods}) == 1
+print("files", mods[0].FILES)
+"""
+
+
+def test_no_path_imports_a_variant_before_every_file_is_whole(hub, hf_cache, tmp_path):  # type: ignore[no-untyped-def]
+    """Stress: 40 files fetched by parallel threads through dropped connections, 503s and delays;
+    two writers SIGKILLed mid-download; a same-size but wrong blob already in the cache (what a
+    crash or another tool can leave); then 4 processes x 4 threads load at once. Every import
+    checks every file's sha256, the completion record is checked the instant it appears, and
+    every load succeeds with the whole variant."""
+    repo = unique_repo("rel-stress")
+    variant = tmp_path / "torch-universal"
+    content = _self_checking_variant(variant, files=40)
+    commit = publish(hub.endpoint, repo, [variant], branch="v1")
+    listing = {f.path: f for f in list_files(repo, commit)[0]}
+    rc = RepoCache(repo, "kernel")
+
+    # A blob of the right size and the wrong bytes is already there.
+    torn = listing["build/torch-universal/data/part_07.bin"]
+    rc.blob(torn.digest).parent.mkdir(parents=True, exist_ok=True)
+    rc.blob(torn.digest).write_bytes(b"\0" * torn.size)
+
+    # The completion record must never exist while a file of the snapshot is not whole.
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if rc.completion(commit, "torch-universal") is not None:
+                folder = rc.variant_dir(commit, "torch-universal")
+                bad = [
+                    rel
+                    for rel, data in content.items()
+                    if not (folder / rel).is_file() or (folder / rel).read_bytes() != data
+                ]
+                seen.append(",".join(bad) or "whole")
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    hub.clear_faults()
+    try:
+        # Two writers that die mid-download, one of them holding the download lock: files
+        # part_00-19 arrive (part_07 over the wrong blob), part_20-39 never do.
+        hub.add_fault(path_regex=r"/resolve/.*/part_[23]\d", method="GET", delay_s=30, times=None)
+        hub.reset_requests()
+        victims = [
+            subprocess.Popen(
+                [sys.executable, "-c", f"import kernels; kernels.get_kernel({repo!r}, version=1)"],
+                start_new_session=True,
+            )
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 60
+        while sum("/resolve/" in r.path for r in hub.requests()) < 15:
+            assert time.monotonic() < deadline, "the writers never started downloading"
+            time.sleep(0.05)
+        for proc in victims:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert rc.completion(commit, "torch-universal") is None
+
+        # What is left arrives through faults, each file failing at most 3 times (5 tries).
+        hub.clear_faults()
+        hub.latency_ms = 5
+        hub.add_fault(path_regex=r"/resolve/.*/part_2\d", method="GET", truncate_at=500, times=3)
+        hub.add_fault(path_regex=r"/resolve/.*/part_3[0-4]", method="GET", status=503, times=3)
+        hub.add_fault(path_regex=r"/resolve/.*/part_3[5-9]", method="GET", delay_s=0.3, times=3)
+        hub.reset_requests()
+        loaders = [
+            subprocess.Popen(
+                [sys.executable, "-c", STRESS_CHILD, repo],
+                env={**os.environ, "KERNELS_HTTP_RETRIES": "4"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        results = [p.communicate(timeout=300) for p in loaders]
+        fetched = [r for r in hub.requests() if "/resolve/" in r.path]
+    finally:
+        hub.latency_ms = 0
+        hub.clear_faults()
+        stop.set()
+        watcher.join()
+    assert [p.returncode for p in loaders] == [0] * 4, [err for _, err in results if err][:1]
+    assert all(out.split() == ["files", str(len(content) - 1)] for out, _ in results), results
+    assert seen == ["whole"], seen
+    # The faults were met: three 503s, three bodies cut after 500 bytes.
+    assert sum(r.status == 503 for r in fetched) == 3, fetched
+    assert sum("part_2" in r.path and r.bytes_sent == 500 for r in fetched) == 3, fetched
+    assert rc.blob(torn.digest).read_bytes() == content["data/part_07.bin"]
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "IntegrityError": "kernels.errors",
     "NotInCacheError": "kernels.errors",
     "HubError": "kernels.errors",
+    "FileSystemError": "kernels.errors",
     "InvalidArgumentError": "kernels.errors",
     "NotFoundOnHubError": "kernels.errors",
     "MissingDependencyError": "kernels.errors",
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from kernels.benchmark import Benchmark
     from kernels.errors import (
         ConfigError,
+        FileSystemError,
         HubError,
         IntegrityError,
         InvalidArgumentError,

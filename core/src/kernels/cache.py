@@ -5,23 +5,26 @@ Files land exactly where ``huggingface_hub`` puts them (``<repo>/blobs/<content 
 see them. Bookkeeping lives in ``<repo>/.kernels/`` which ``huggingface_hub`` ignores:
 ``listings/<commit>.json`` (the ``build/`` tree at that commit), ``refs.json`` (branches and tags, for
 resolving versions offline) and ``complete/<commit>/<variant>.json``, written only after every file
-of the variant is in place and verified: a variant without it is never imported.
+of the variant is in place and verified: a variant without it is never imported. A record is only
+trusted while every file it lists is still there, readable and of its recorded size (one ``stat``
+per file), so a snapshot deleted by ``hf cache rm`` is noticed and repaired. Refs and listings are
+memos of Hub answers: a read-only or full cache still loads what it holds without them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kernels.errors import KernelsError
-from kernels.fsutil import atomic_write, safe_relpath
+from kernels.fsutil import atomic_write, fs_error, safe_relpath, try_write
 from kernels.hub import REPO_TYPES, Refs, RemoteFile, is_commit_sha, validate_repo_id
-
-if TYPE_CHECKING:
-    from filelock import BaseFileLock
 
 
 def hub_cache_dir() -> Path:
@@ -84,12 +87,18 @@ class RepoCache:
         return sha if is_commit_sha(sha) else None
 
     def write_ref(self, name: str, commit: str) -> None:
-        """Record that ref ``name`` points at ``commit`` (as ``huggingface_hub`` does)."""
+        """Record that ref ``name`` points at ``commit`` (as ``huggingface_hub`` does).
+
+        Best-effort: a read-only or full cache keeps what it has.
+        """
         path = self.dir / "refs" / safe_relpath(name, what="a ref name")
         if self.read_ref(name) != commit:
-            atomic_write(path, commit)
+            try_write(path, commit)
         else:
-            os.utime(path)  # confirmed by the Hub just now: restarts its KERNELS_REF_MAX_AGE
+            try:
+                os.utime(path)  # confirmed by the Hub just now: restarts its KERNELS_REF_MAX_AGE
+            except OSError:
+                pass
 
     def ref_age(self, name: str) -> float | None:
         """Seconds since ref ``name`` was last confirmed by the Hub, or ``None`` if not cached."""
@@ -100,8 +109,11 @@ class RepoCache:
             return None
 
     def save_refs(self, refs: Refs) -> None:
-        """Keep the branches and tags for offline version resolution; also write ``refs/<name>``."""
-        atomic_write(self.meta / "refs.json", json.dumps(refs.to_json(), indent=1, sort_keys=True))
+        """Keep the branches and tags for offline version resolution; also write ``refs/<name>``.
+
+        Best-effort, like :meth:`write_ref`.
+        """
+        try_write(self.meta / "refs.json", json.dumps(refs.to_json(), indent=1, sort_keys=True))
         for name, sha in {**refs.branches, **refs.tags}.items():
             try:
                 self.write_ref(name, sha)
@@ -114,9 +126,9 @@ class RepoCache:
         return Refs.from_json(data) if isinstance(data, dict) else None
 
     def save_listing(self, commit: str, files: list[RemoteFile]) -> None:
-        """Keep the ``build/`` listing of ``commit`` (immutable, so cached for good)."""
+        """Keep the ``build/`` listing of ``commit`` (immutable, so cached for good); best-effort."""
         payload = json.dumps([f.to_json() for f in files], indent=0, sort_keys=True)
-        atomic_write(self.meta / "listings" / f"{self.snapshot(commit).name}.json", payload)
+        try_write(self.meta / "listings" / f"{self.snapshot(commit).name}.json", payload)
 
     def load_listing(self, commit: str) -> list[RemoteFile] | None:
         """The listing saved for ``commit``, or ``None``."""
@@ -133,10 +145,58 @@ class RepoCache:
             self.meta / "complete" / commit / f"{safe_relpath(variant, what='a variant name')}.json"
         )
 
-    def completion(self, commit: str, variant: str) -> dict[str, Any] | None:
-        """The completion record of a fully downloaded, verified variant, or ``None``."""
+    def completion_record(self, commit: str, variant: str) -> dict[str, Any] | None:
+        """The completion record as written, without checking the files it lists, or ``None``."""
         data = _read_json(self._marker(self.snapshot(commit).name, variant))
         return data if isinstance(data, dict) else None
+
+    def damaged_file(
+        self, commit: str, variant: str, record: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """The first file ``record`` lists that is not as it was written, and how: ``("build/<v>/x",
+        "is gone" | "is unreadable" | "changed size")``; ``None`` when all are in place.
+
+        Cheap (a ``stat`` and an access check per file, no hashing): content is checked when the
+        file is downloaded, and against the lock by :mod:`kernels.verify`.
+        """
+        files, sizes = record.get("files"), record.get("sizes", {})
+        if not isinstance(files, dict) or not files or not isinstance(sizes, dict):
+            return f"build/{variant}", "is gone"
+        # Plain strings: this runs on every load, and pathlib's joins would cost more than the
+        # stats. The paths are only stat'ed, never opened, so the record's names need no check.
+        folder = str(self.variant_dir(commit, variant))
+        for rel in sorted(files):
+            path = os.path.join(folder, rel)
+            try:
+                size = os.stat(path).st_size
+            except (OSError, ValueError):
+                return f"build/{variant}/{rel}", "is gone"
+            if size != sizes.get(rel, size):
+                return f"build/{variant}/{rel}", "changed size"
+            if not os.access(path, os.R_OK):
+                return f"build/{variant}/{rel}", "is unreadable"
+        return None
+
+    def completion(self, commit: str, variant: str) -> dict[str, Any] | None:
+        """The completion record of a downloaded, verified variant whose files are all still in
+        place (see :meth:`damaged_file`), or ``None``."""
+        record = self.completion_record(commit, variant)
+        if record is None or self.damaged_file(commit, variant, record) is not None:
+            return None
+        return record
+
+    def damage(self, commit: str, variant: str) -> tuple[str, str] | None:
+        """What :meth:`damaged_file` says about the variant's recorded files, if it has a record."""
+        record = self.completion_record(commit, variant)
+        return None if record is None else self.damaged_file(commit, variant, record)
+
+    def damage_note(self, commit: str, variant: str) -> str:
+        """For messages about a variant that is not usable from the cache: which of its files
+        changed since it was complete (e.g. `` (build/x/_ops.py is gone since ...)``), or ``""``."""
+        damage = self.damage(commit, variant)
+        if damage is None:
+            return ""
+        return f" ({damage[0]} {damage[1]} since it was downloaded: the cache was changed)"
 
     def mark_complete(self, commit: str, variant: str, record: dict[str, Any]) -> None:
         """Record that every file of ``variant`` at ``commit`` is in place and verified."""
@@ -145,23 +205,43 @@ class RepoCache:
         )
 
     def clear_complete(self, commit: str, variant: str) -> None:
-        """Forget a completion record (its files changed)."""
+        """Forget a completion record (its files changed); best-effort on a read-only cache."""
         try:
             self._marker(self.snapshot(commit).name, variant).unlink()
-        except FileNotFoundError:
+        except OSError:
             pass
 
     def variant_dir(self, commit: str, variant: str) -> Path:
         """The variant's folder inside the snapshot of ``commit``."""
         return self.snapshot(commit) / "build" / safe_relpath(variant, what="a variant name")
 
-    def lock(self, name: str) -> BaseFileLock:
-        """An inter-process lock for ``name`` under ``<cache>/.locks/<repo folder>/``."""
+    def blob_lock(self, digest: str) -> AbstractContextManager[None]:
+        """The inter-process lock ``huggingface_hub`` takes to write blob ``digest`` (its own
+        path, so both libraries can fill one cache at once)."""
+        return self._file_lock(f"{self.blob(digest).name}.lock")
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """An inter-process lock for ``name`` under ``<cache>/.locks/<repo folder>/``.
+
+        A cache where it cannot be taken (read-only, not ours) raises ``FileSystemError``.
+        """
+        return self._file_lock(f"kernels-{name}.lock")
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
         from filelock import FileLock
 
-        path = self.root / ".locks" / self.folder_name / f"kernels-{name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(path))
+        path = self.root / ".locks" / self.folder_name / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path))
+            lock.acquire()
+        except OSError as err:
+            raise fs_error(err, path.parent) from err
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def cached_repos(repo_id: str) -> list[RepoCache]:

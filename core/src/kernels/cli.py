@@ -15,6 +15,16 @@ from kernels import __version__
 from kernels.errors import KernelsError
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from kernels.server import serve_forever
 
@@ -24,8 +34,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         latency_ms=args.latency_ms,
         trusted_orgs=args.trust_org,
+        rate_limit=args.rate_limit,
     )
     return 0
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number (0 picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give 0-65535 (0 picks a free one)"
+        )
+    return port
 
 
 def _cmd_lock(args: argparse.Namespace) -> int:
@@ -62,6 +86,18 @@ def _cmd_add(args: argparse.Namespace) -> int:
     from kernels.edit import add_command
 
     return add_command(Path(args.dir), args.kernels, revision=args.revision)
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from kernels.remove import remove_command
+
+    return remove_command(Path(args.dir), args.kernels)
+
+
+def _cmd_outdated(args: argparse.Namespace) -> int:
+    from kernels.outdated import outdated_command
+
+    return outdated_command(Path(args.dir), as_json=args.json)
 
 
 def _cmd_versions(args: argparse.Namespace) -> int:
@@ -115,9 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("root", metavar="ROOT", help="folder holding the bare git repositories")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    p.add_argument(
+        "--port", type=_port, default=0, help="port to bind; 0 picks a free one (default)"
+    )
     p.add_argument(
         "--latency-ms", type=float, default=0.0, help="delay every answer by this many milliseconds"
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="answer at most N requests per second (bursts of one second's worth); beyond, "
+        "429 with Retry-After, as the Hub does",
     )
     p.add_argument(
         "--trust-org",
@@ -172,6 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--revision", default=None, help="lock this branch, tag or commit instead")
     p.add_argument("--dir", default=".", help="project folder (default: .)")
+
+    p = add(
+        "remove",
+        "Remove kernels from [tool.kernels.dependencies] and kernels.lock (offline).",
+        _cmd_remove,
+    )
+    p.add_argument("kernels", nargs="+", metavar="ORG/NAME", help="the kernels to remove")
+    p.add_argument("--dir", default=".", help="project folder (default: .)")
+
+    p = add(
+        "outdated",
+        "Compare each locked kernel with the newest match of its spec (what --upgrade would do).",
+        _cmd_outdated,
+    )
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add(
         "versions",
@@ -237,6 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KernelsError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file or folder the library did not name itself
+        from kernels.fsutil import describe_os_error
+
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

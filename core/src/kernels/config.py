@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kernels.errors import ConfigError, KernelsError
+from kernels.fsutil import describe_os_error
 from kernels.hub import validate_repo_id, validate_revision
 from kernels.resolve import Request, make_request, parse_specifier
 
@@ -65,16 +66,37 @@ class KernelsConfig:
     """Repos ``kernels lock`` may lock although their publisher is not trusted (``True``: all)."""
 
 
-def load_pyproject(path: Path) -> dict[str, Any]:
-    """Parse a ``pyproject.toml``; raise ``ConfigError`` naming the file on bad TOML."""
+def read_pyproject_text(path: Path) -> str:
+    """The text of a ``pyproject.toml``; ``ConfigError`` naming the file when it is missing, a
+    folder, unreadable or not UTF-8."""
     try:
-        with open(path, "rb") as f:
-            data: dict[str, Any] = tomllib.load(f)
-            return data
+        return path.read_bytes().decode("utf-8")  # bytes: line endings are kept as they are
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (is this a project folder?)") from None
+    except NotADirectoryError:
+        raise ConfigError(
+            f"{path.parent} is a file, not a folder; give the project folder that holds "
+            "pyproject.toml"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; it must be the project's TOML file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8 (TOML requires it)"
+        ) from None
+    except OSError as err:
+        raise ConfigError(describe_os_error(err, path)) from None
+
+
+def load_pyproject(path: Path) -> dict[str, Any]:
+    """Parse a ``pyproject.toml``; raise ``ConfigError`` naming the file on bad TOML (or see
+    :func:`read_pyproject_text`)."""
+    text = read_pyproject_text(path)
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    return data
 
 
 def parse_dependency(repo_id: str, value: object, *, where: str) -> Dependency:
@@ -120,7 +142,12 @@ def read_config(project_dir: Path) -> KernelsConfig:
     """
     path = Path(project_dir) / "pyproject.toml"
     data = load_pyproject(path)
-    table = data.get("tool", {}).get("kernels", {})
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(
+            f"{path}: `tool` must be a table ([tool.kernels] and the like), got {tool!r}"
+        )
+    table = tool.get("kernels", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.kernels] must be a table")
     unknown = sorted(set(table) - KNOWN_KEYS)

@@ -4,7 +4,8 @@ The caller is the first stack frame outside this library. Its distribution is th
 dist-info holds ``kernels.lock`` and that owns the caller's top-level package: by ``top_level.txt``,
 by its RECORD, or, for editable installs that record only a ``.pth`` file, by ``direct_url.json``
 pointing at a folder that contains the caller's file. A caller that is not installed (a script in a
-source checkout) finds ``kernels.lock`` beside the nearest ``pyproject.toml`` above its file.
+source checkout) finds ``kernels.lock`` beside the nearest ``pyproject.toml`` above its file; code with
+no file (``python -c``, the interactive prompt) looks from the working directory instead.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class FoundLock:
 
     text: str
     where: str
+    project: Path | None = None
+    """The project folder the lock belongs to, when it is read from a source tree."""
 
 
 def lock_for_caller(caller: Caller) -> FoundLock | None:
@@ -87,13 +90,17 @@ def lock_for_caller(caller: Caller) -> FoundLock | None:
         root = _editable_root(dist)
         if root is not None and (root / LOCK_NAME).is_file():
             live = root / LOCK_NAME
-            return FoundLock(live.read_text(encoding="utf-8"), str(live))
+            return FoundLock(live.read_text(encoding="utf-8"), str(live), root)
         return FoundLock(text, f"{LOCK_NAME} of the installed distribution {name}")
-    if caller.file is not None:
-        for parent in caller.file.parents:
-            if (parent / "pyproject.toml").is_file():
-                lock = parent / LOCK_NAME
+    start = caller.file.parent if caller.file is not None else None
+    if start is None and caller.module == "__main__":
+        # `python -c` and the interactive prompt have no file: their project is the working folder.
+        start = Path.cwd()
+    if start is not None:
+        for folder in (start, *start.parents):
+            if (folder / "pyproject.toml").is_file():
+                lock = folder / LOCK_NAME
                 if lock.is_file():
-                    return FoundLock(lock.read_text(encoding="utf-8"), str(lock))
+                    return FoundLock(lock.read_text(encoding="utf-8"), str(lock), folder)
                 break
     return None

@@ -118,12 +118,19 @@ def set_dependencies(text: str, entries: list[tuple[str, Value]]) -> str:
 def add_dependencies(
     pyproject: Path, requested: list[tuple[str, Value | None]], *, command: str = "kernels add"
 ) -> list[tuple[str, Value]]:
-    """Write the requested dependencies into ``pyproject`` (specs picked where missing)."""
+    """Write the requested dependencies into ``pyproject`` (specs picked where missing).
+
+    The file is replaced atomically, keeping its mode; on any failure it is left as it was.
+    """
+    from kernels.config import read_pyproject_text
+    from kernels.fsutil import atomic_write
+
+    text = read_pyproject_text(pyproject)
     entries = [
         (repo, default_spec(repo, command=command) if v is None else v) for repo, v in requested
     ]
-    text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(set_dependencies(text, entries), encoding="utf-8")
+    # Atomic: a full disk or a read-only folder leaves the file byte for byte as it was.
+    atomic_write(pyproject, set_dependencies(text, entries))
     return entries
 
 
@@ -132,16 +139,18 @@ def add_command(project_dir: Path, requirements: list[str], *, revision: str | N
 
     Nothing is kept when locking fails: ``pyproject.toml`` is put back as it was.
     """
+    from kernels.config import read_pyproject_text
+    from kernels.fsutil import atomic_write
     from kernels.project import lock_project
 
     pyproject = Path(project_dir) / "pyproject.toml"
     requested = [parse_requirement(r, revision=revision) for r in requirements]
-    before = pyproject.read_text(encoding="utf-8")
+    before = read_pyproject_text(pyproject)
     entries = add_dependencies(pyproject, requested)
     try:
         result = lock_project(project_dir)
     except BaseException:
-        pyproject.write_text(before, encoding="utf-8")
+        atomic_write(pyproject, before)
         raise
     for repo, value in entries:
         print(f"added {repo} ({describe(value)}) to [tool.kernels.dependencies]")

@@ -84,3 +84,17 @@ class LayerError(KernelsError, ValueError):
 
 class LayerValidationError(KernelsError, TypeError):
     """A hub layer does not fit the module it would replace (state of its own, other forward)."""
+
+
+class FileSystemError(KernelsError, OSError):
+    """A file could not be read or written (no space, read-only, permissions); ``errno`` is kept.
+
+    Also an :class:`OSError`, so code that caught the raw error keeps working.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()
+
+
+class Interrupted(KernelsError):
+    """A download was stopped because the process is being interrupted (Ctrl-C)."""

@@ -103,6 +103,12 @@ def translate_error(err: BaseException, repo_id: str, revision: str | None) -> K
             f"revision {revision!r} not found in kernel repo {repo_id} on {endpoint()}; "
             f"run `kernels versions {repo_id}` to see what it offers"
         )
+    status = getattr(getattr(err, "response", None), "status_code", 0) or 0
+    if isinstance(err, RepositoryNotFoundError) and status in (401, 403):
+        return NotFoundOnHubError(
+            f"kernel repo {repo_id} on {endpoint()} answered HTTP {status}: it does not exist, or "
+            f"it is private or gated{http.refusal_hint(status)}"
+        )
     if isinstance(err, RepositoryNotFoundError):
         return NotFoundOnHubError(
             f"kernel repo {repo_id} not found on {endpoint()} (check the name, HF_ENDPOINT and HF_TOKEN)"
@@ -115,7 +121,8 @@ def translate_error(err: BaseException, repo_id: str, revision: str | None) -> K
         url = f" ({getattr(response, 'status_code', '?')} from {getattr(response.request, 'url', '')})"
     if isinstance(err, HfHubHTTPError):
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return HubError(f"Hub request for {_where(repo_id, revision)} failed{url}: {first}")
+        hint = http.refusal_hint(status)
+        return HubError(f"Hub request for {_where(repo_id, revision)} failed{url}: {first}{hint}")
     if isinstance(err, (ValueError, KeyError, TypeError)):
         return HubError(f"invalid answer from the Hub for {_where(repo_id, revision)}: {err}")
     request = getattr(err, "request", None)
@@ -133,12 +140,13 @@ def call(repo_id: str, revision: str | None, fn: Callable[[str], T]) -> T:
     key = (endpoint(), repo_id)
     known = _repo_types.get(key)
     candidates = (known,) if known else REPO_TYPES
-    last: BaseException | None = None
+    last: RepositoryNotFoundError | None = None
     for repo_type in candidates:
         try:
             result = fn(repo_type)
         except RepositoryNotFoundError as err:
-            last = err
+            if last is None or getattr(last.response, "status_code", 0) not in (401, 403):
+                last = err  # keep a refusal of the token over a later "not found"
             continue
         except Exception as err:
             raise translate_error(err, repo_id, revision) from err
@@ -175,7 +183,7 @@ def list_refs(repo_id: str) -> tuple[Refs, str]:
     """One request: the repo's branches and tags, and its repo type."""
 
     def go(repo_type: str) -> tuple[Refs, str]:
-        data = http.get(api_url(repo_type, repo_id, "refs")).json()
+        data = http.get(api_url(repo_type, repo_id, "refs"), what=f"the refs of {repo_id}").json()
         refs = Refs(
             {b["name"]: _sha(b["targetCommit"], repo_id) for b in data.get("branches", [])},
             {t["name"]: _sha(t["targetCommit"], repo_id) for t in data.get("tags", [])},
@@ -189,7 +197,8 @@ def commit_of(repo_id: str, revision: str) -> tuple[str, str]:
     """One request: the commit id that ``revision`` (branch, tag or commit) names, and the repo type."""
 
     def go(repo_type: str) -> tuple[str, str]:
-        data = http.get(api_url(repo_type, repo_id, "revision", revision)).json()
+        url = api_url(repo_type, repo_id, "revision", revision)
+        data = http.get(url, what=f"resolving {repo_id}@{revision}").json()
         return _sha(data.get("sha"), repo_id), repo_type
 
     return call(repo_id, revision, go)
@@ -235,7 +244,7 @@ def list_files(repo_id: str, commit: str, path: str = "build") -> tuple[list[Rem
         files: list[RemoteFile] = []
         while url:
             try:
-                r = http.get(url, params=params)
+                r = http.get(url, params=params, what=f"the file listing of {repo_id}@{commit}")
             except EntryNotFoundError:
                 return [], repo_type
             for e in r.json():

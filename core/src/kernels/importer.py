@@ -88,6 +88,16 @@ def _package_dir(folder: Path, name: str | None) -> Path:
     raise KernelsError(f"{folder} holds no Python package (no __init__.py)")
 
 
+def _kernel_name(folder: Path, repo_id: str | None) -> str:
+    """The kernel's name for a module name when ``metadata.json`` gives none: the repo's name,
+    else the folder's (``<name>/build/<variant>`` for a checkout)."""
+    if repo_id:
+        return repo_id.rsplit("/", 1)[-1]
+    if folder.parent.name == "build" and folder.parent.parent.name:
+        return folder.parent.parent.name
+    return folder.name or "kernel"
+
+
 def import_folder(
     folder: Path,
     *,
@@ -115,7 +125,7 @@ def import_folder(
         pkg = _package_dir(folder, name)
         wanted = meta.get("id")
         if not (isinstance(wanted, str) and _IDENT.match(wanted)):
-            base = re.sub(r"\W", "_", name or folder.parent.parent.parent.name or "kernel")
+            base = re.sub(r"\W", "_", name or _kernel_name(folder, repo_id))
             wanted = f"_{base}"
         digest = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
         module_name = wanted if wanted not in sys.modules else f"{wanted}_{digest}"
@@ -129,11 +139,17 @@ def import_folder(
         try:
             with providing(deps or {}):
                 spec.loader.exec_module(module)
-        except BaseException:
+        except BaseException as err:
             for key in [
                 k for k in sys.modules if k == module_name or k.startswith(module_name + ".")
             ]:
                 del sys.modules[key]
+            if isinstance(err, ModuleNotFoundError) and err.name == "torch":
+                what = repo_id or str(folder)
+                raise KernelsError(
+                    f"the kernel {what} ({variant or folder.name}) imports torch, which is not "
+                    f"installed in this interpreter ({sys.executable}); install torch"
+                ) from None
             raise
         info = RepoInfo(repo_id, commit) if repo_id is not None and commit is not None else None
         _loaded[folder] = LoadedKernel(metadata, module, info, module_name, folder, variant)

@@ -14,6 +14,7 @@ depends on (:mod:`kernels.kerneldeps`) are loaded first, the same way.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from kernels.trust import TrustRemoteCode, require_trusted, validate_trust_remot
 from kernels.variants import (
     VariantRejected,
     VariantVerdict,
+    accept,
     looks_like_variant,
     order,
     rank_variants,
@@ -130,6 +132,10 @@ def _no_variant(where: str, verdicts: list[VariantVerdict], plat: Platform) -> E
 
 def choose_variant(repo_id: str, commit: str, names: list[str], backend: str | None) -> str:
     """The best variant among ``names`` for this interpreter; raise listing every verdict if none."""
+    if set(names) == {"torch-universal"}:
+        # A pure-Python build fits every interpreter: choosing it needs no torch (a download in an
+        # environment without torch works; importing the kernel says what it lacks).
+        return "torch-universal"
     plat = detect_platform(backend)
     verdicts = rank_variants(names, plat)
     if verdicts and verdicts[0].accepted:
@@ -179,6 +185,21 @@ def variant_metadata(
     return Metadata.from_bytes(blob.read_bytes(), where=where)
 
 
+UNIVERSAL = accept("torch-universal", "universal (pure Python) build", (4,))
+
+
+def _has_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def backend_name(backend: str | None) -> str:
+    """The compute backend loads are for: ``backend``, else the detected one (``cpu`` without
+    torch, where only pure-Python kernels load and the backend matters for nothing else)."""
+    if backend is None and not _has_torch():
+        return "cpu"
+    return detect_platform(backend).backend
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a load will fetch: the commit, the chosen variant and its metadata (nothing else yet)."""
@@ -207,14 +228,16 @@ def plan(
     )
     rc, listing = listing_for(resolved, cache_only=opts.cache_only)
     commit = resolved.commit
-    plat = detect_platform(opts.backend)
+    names = variant_names(listing)
     if variant is not None:  # named by a lock or `kernels download --all-variants`: taken as is
         verdicts: list[VariantVerdict] = [VariantVerdict(variant, True, "named by the caller")]
+    elif set(names) == {"torch-universal"}:  # fits every interpreter: no torch needed to say so
+        verdicts = [UNIVERSAL]
     else:
-        verdicts = rank_variants(variant_names(listing), plat)
+        verdicts = rank_variants(names, detect_platform(opts.backend))
     candidates = [v for v in verdicts if v.accepted]
     if not candidates:
-        raise _no_variant(f"{repo_id}@{commit[:12]}", verdicts, plat)
+        raise _no_variant(f"{repo_id}@{commit[:12]}", verdicts, detect_platform(opts.backend))
     if opts.trust_remote_code is not None:
         downloading = rc.completion(commit, candidates[0].name) is None
         require_trusted(rc, opts.trust_remote_code, downloading=downloading)
@@ -228,7 +251,12 @@ def plan(
             cache_only=opts.cache_only,
         )
     )
-    device = current_device(plat.backend) if opts.check_arch else None
+    compiled = any(c.name != "torch-universal" for c in candidates)
+    device = (
+        current_device(detect_platform(opts.backend).backend)
+        if opts.check_arch and compiled
+        else None
+    )
     judged: list[VariantVerdict] = []
     for cand in candidates:
         verdict = arch_verdict(cand, meta, device)
@@ -236,7 +264,7 @@ def plan(
             return Plan(rc, resolved, listing, cand.name, meta(cand.name))
         judged.append(verdict)
     rest = [v for v in verdicts if not v.accepted]
-    raise _no_variant(f"{repo_id}@{commit[:12]}", judged + rest, plat)
+    raise _no_variant(f"{repo_id}@{commit[:12]}", judged + rest, detect_platform(opts.backend))
 
 
 def install(
@@ -266,12 +294,12 @@ def install(
     done = p.rc.completion(commit, chosen)
     if done is None and (cache_only or is_offline()):
         raise NotInCacheError(
-            f"build/{chosen} of {repo_id}@{commit[:12]} is not in the cache; "
-            "load it once online (or run `kernels download`)"
+            f"build/{chosen} of {repo_id}@{commit[:12]} is not in the cache"
+            f"{p.rc.damage_note(commit, chosen)}; load it once online (or run `kernels download`)"
         )
     if check:
         where = f"{repo_id}@{commit[:12]} ({chosen})"
-        check_metadata(p.metadata, where=where, backend=detect_platform(backend).backend)
+        check_metadata(p.metadata, where=where, backend=backend_name(backend))
     path = (
         p.rc.variant_dir(commit, chosen)
         if done is not None and expected_hash in (None, done.get("hash"))
@@ -328,7 +356,7 @@ def _load_local(
     folder = local_variant_folder(path, opts.backend)
     meta = read_variant_metadata(folder)
     where = f"{repo_id} from {folder}" if repo_id else str(folder)
-    check_metadata(meta, where=where, backend=detect_platform(opts.backend).backend)
+    check_metadata(meta, where=where, backend=backend_name(opts.backend))
     if opts.check_arch:
         device = current_device(detect_platform(opts.backend).backend)
         why = mismatch(meta.backend.backend_type, meta.backend.archs, device)

@@ -9,11 +9,10 @@ for them (``depends`` of its entry).
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from types import ModuleType
 
-from kernels.errors import LockfileError, NotInCacheError
+from kernels.errors import IntegrityError, KernelsError, LockfileError, NotInCacheError
 from kernels.importer import import_folder
 from kernels.kerneldeps import load_dependencies
 from kernels.lockfile import Lock, LockedKernel, parse_lock, read_lock
@@ -21,27 +20,43 @@ from kernels.metadata import KernelDependency
 from kernels.trust import TrustRemoteCode, validate_trust_remote_code
 
 
-def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
-    """The entry for ``repo_id`` of the lock ``lockfile`` or of the calling package's metadata."""
-    return find_lock(repo_id, lockfile)[1]
-
-
-def find_lock(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, LockedKernel]:
-    """The lock (from ``lockfile`` or the calling package's metadata) and its entry for ``repo_id``."""
+def _locate(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, LockedKernel, Path | None]:
+    """The lock, its entry for ``repo_id`` and the project folder it belongs to (if known)."""
     if lockfile is not None:
         lock = read_lock(Path(lockfile))
-        return lock, lock.get(repo_id)
+        return lock, lock.get(repo_id), Path(lockfile).parent
     from kernels.distmeta import find_caller, lock_for_caller
 
     caller = find_caller()
     found = lock_for_caller(caller)
     if found is None:
+        where = (
+            f"; or run it from the project folder (none above {Path.cwd()})"
+            if caller.module == "__main__" and caller.file is None
+            else ""
+        )
         raise LockfileError(
             f"no kernels.lock found for module {caller.module!r}: install its project (the build "
-            "embeds kernels.lock in the package metadata) or pass lockfile="
+            f"embeds kernels.lock in the package metadata) or pass lockfile={where}"
         )
     lock = parse_lock(found.text, where=found.where)
-    return lock, lock.get(repo_id)
+    return lock, lock.get(repo_id), found.project
+
+
+def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
+    """The lock entry for ``repo_id`` from ``lockfile`` or from the calling package's metadata."""
+    return _locate(repo_id, lockfile)[1]
+
+
+def download_hint(project: Path | None) -> str:
+    """The command that fills the cache for ``project``'s lock, in the tool that manages it."""
+    from kernels_lockembed import project_tool, tool_command
+
+    if project is not None:
+        return tool_command(project, "download")
+    # A lock from an installed distribution: the running tool may still say how to download.
+    tool = project_tool(Path.cwd()) if (Path.cwd() / "pyproject.toml").is_file() else None
+    return tool_command(Path.cwd(), "download") if tool else "kernels download"
 
 
 def load_entry(
@@ -80,8 +95,16 @@ def load_entry(
             trust_remote_code=trust_remote_code,
         )
     except NotInCacheError:
+        rc = RepoCache(entry.repo_id, entry.repo_type or "kernel")
+        damage = rc.damage(entry.commit, variant) if variant else None
+        if damage is not None and damage[1] == "changed size":
+            raise IntegrityError(
+                f"cached files of {entry.repo_id}@{entry.commit[:12]} do not match the lock "
+                f"({damage[0]} changed size); refusing to import. Run `{hint}` to fetch a clean copy"
+            ) from None
         raise NotInCacheError(
-            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache; run `{hint}` "
+            f"{entry.repo_id}@{entry.commit[:12]} is not in the cache"
+            f"{rc.damage_note(entry.commit, variant) if variant else ''}; run `{hint}` "
             "(or use get_locked_kernel, which downloads)"
         ) from None
     if expected is not None:
@@ -93,17 +116,16 @@ def load_entry(
         dep_entry = (lock or Lock({})).dependency(entry, dep.repo_id, dep.spec())
         return load_entry(
             dep_entry,
-            lock=lock,
             backend=backend,
             cache_only=cache_only,
             hint=hint,
             user_agent=user_agent,
             trust_remote_code=trust_remote_code,
+            lock=lock,
             chain=sub,
         )
 
-    chain = chain or (entry.repo_id,)
-    deps = load_dependencies(inst.metadata, chain=chain, load_one=one)
+    deps = load_dependencies(inst.metadata, chain=chain or (entry.repo_id,), load_one=one)
     return import_folder(
         inst.path,
         repo_id=entry.repo_id,
@@ -114,18 +136,47 @@ def load_entry(
     )
 
 
+def _locked(
+    repo_id: str,
+    lockfile: str | Path | None,
+    *,
+    backend: str | None,
+    cache_only: bool,
+    user_agent: str | dict[str, str] | None = None,
+    trust_remote_code: TrustRemoteCode | None = None,
+) -> ModuleType:
+    try:
+        lock, entry, project = _locate(repo_id, lockfile)
+        return load_entry(
+            entry,
+            backend=backend,
+            cache_only=cache_only,
+            hint=download_hint(project),
+            user_agent=user_agent,
+            trust_remote_code=trust_remote_code,
+            lock=lock,
+        )
+    except KernelsError:
+        # Raised at import time of the caller's package, a traceback hides the one line that
+        # matters; an uncaught one prints as that line.
+        from kernels.excepthook import install as one_line_when_uncaught
+
+        one_line_when_uncaught()
+        raise
+
+
 def load_kernel(
     repo_id: str, *, lockfile: str | Path | None = None, backend: str | None = None
 ) -> ModuleType:
     """Import the locked kernel (and the locked kernels it depends on) from the cache only; never
     makes a request, and checks no publisher (the lock is that decision).
 
-    Fails with :class:`~kernels.errors.NotInCacheError` naming ``kernels download`` when the variant
-    is not cached, and with :class:`~kernels.errors.IntegrityError` when cached files changed.
+    Fails with :class:`~kernels.errors.NotInCacheError` naming the download command (``kernels
+    download``, or the project's tool's: ``uv run kernels download``, ``pdm kernels download``, ...)
+    when the variant is not cached, and with :class:`~kernels.errors.IntegrityError` when cached
+    files changed. Uncaught, these errors print as one line, not a traceback.
     """
-    lock, entry = find_lock(repo_id, lockfile)
-    hint = f"kernels download {Path(lockfile).parent}" if lockfile else "kernels download"
-    return load_entry(entry, lock=lock, backend=backend, cache_only=True, hint=hint)
+    return _locked(repo_id, lockfile, backend=backend, cache_only=True)
 
 
 def get_locked_kernel(
@@ -141,8 +192,11 @@ def get_locked_kernel(
     ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
     """
     trc = validate_trust_remote_code(trust_remote_code)
-    lock, entry = find_lock(repo_id, lockfile)
-    load = partial(
-        load_entry, lock=lock, backend=backend, cache_only=False, hint="kernels download"
+    return _locked(
+        repo_id,
+        lockfile,
+        backend=backend,
+        cache_only=False,
+        user_agent=user_agent,
+        trust_remote_code=trc,
     )
-    return load(entry, user_agent=user_agent, trust_remote_code=trc)

@@ -23,9 +23,10 @@ from packaging.version import InvalidVersion, Version
 
 from kernels.cache import RepoCache
 from kernels.config import Dependency, read_config
-from kernels.errors import KernelsError
+from kernels.errors import KernelsError, LockfileError
 from kernels.fetch import listing_hash, variant_files
 from kernels.hub import RemoteFile
+from kernels.interruptible import InterruptiblePool
 from kernels.lockfile import LOCK_NAME, Lock, LockedKernel, read_lock
 from kernels.metadata import KernelDependency
 from kernels.resolve import parse_specifier
@@ -139,6 +140,8 @@ class LockResult:
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     written: bool = False
+    replaced_unreadable: str | None = None
+    """Why the lock that was there could not be read (it was replaced), if it could not."""
 
 
 def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) -> LockResult:
@@ -149,7 +152,7 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
     """
     config = read_config(project_dir)
     path = lock_path(project_dir)
-    old = read_lock(path) if path.exists() else None
+    old, unreadable = _old_lock(path)
     upgrade_all = upgrade is True
     to_upgrade = set() if isinstance(upgrade, bool) else set(upgrade)
     unknown = to_upgrade - set(config.dependencies)
@@ -157,7 +160,7 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
         raise KernelsError(
             f"--upgrade names repos that are not dependencies: {', '.join(sorted(unknown))}"
         )
-    result = LockResult(lock=Lock({}), path=path)
+    result = LockResult(lock=Lock({}), path=path, replaced_unreadable=unreadable)
     todo: list[Dependency] = []
     entries: dict[str, LockedKernel] = {}
     for repo, dep in config.dependencies.items():
@@ -190,15 +193,28 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
                 except KernelsError as err:
                     errors.append(f"{repo}: {err}")
     if errors:
+        if unreadable:
+            errors.append(f"(the existing lock cannot be read and would be replaced: {unreadable})")
         raise KernelsError(f"cannot lock {path} (left unchanged):\n  " + "\n  ".join(errors))
     if old:
         result.removed = sorted(set(old.kernels) - set(entries))
     result.lock = Lock(dict(sorted(entries.items())), path)
     text = result.lock.dumps()
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
+    if unreadable or not path.exists() or path.read_text(encoding="utf-8") != text:
         result.lock.write(path)
         result.written = True
     return result
+
+
+def _old_lock(path: Path) -> tuple[Lock | None, str | None]:
+    """The lock at ``path`` (``None`` when there is none), or why it cannot be read: a lock that
+    cannot be read is re-resolved from scratch and replaced, which is what its error advises."""
+    if not path.exists():
+        return None, None
+    try:
+        return read_lock(path), None
+    except LockfileError as err:
+        return None, str(err).split("; fix it or run", 1)[0]
 
 
 def stale_reasons(project_dir: Path) -> list[str]:
@@ -299,7 +315,8 @@ def download_locked(
         return result
     todo = list(lock.kernels.values())
     result.unhashed = sorted({e.repo_id for t in todo for e in t.tree() if not e.variants})
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(todo))) as pool:
+    # Ctrl-C returns at once: the transfers stop and write no completion record.
+    with InterruptiblePool(min(MAX_PARALLEL, len(todo))) as pool:
         futures = {
             e.repo_id: pool.submit(download_entry, e, all_variants=all_variants, backend=backend)
             for e in todo
@@ -336,6 +353,11 @@ def lock_command(project_dir: Path, *, upgrade: list[str] | None) -> int:
     """``kernels lock``: exit 0 after writing (or confirming) the lock."""
     up: bool | list[str] = False if upgrade is None else (upgrade or True)
     result = lock_project(project_dir, upgrade=up)
+    if result.replaced_unreadable:
+        print(
+            f"note: replaced a lock that could not be read ({result.replaced_unreadable})",
+            file=sys.stderr,
+        )
     state = "wrote" if result.written else "unchanged"
     print(
         f"{state} {result.path}: {len(result.lock.kernels)} kernel(s) "
@@ -351,28 +373,32 @@ def check_command(project_dir: Path) -> int:
         print(f"{lock_path(project_dir)} is out of date:", file=sys.stderr)
         for r in reasons:
             print(f"  - {r}", file=sys.stderr)
-        print("run `kernels lock` to update it", file=sys.stderr)
+        from kernels_lockembed import tool_command
+
+        print(f"run `{tool_command(project_dir, 'lock')}` to update it", file=sys.stderr)
         return 1
     print(f"{lock_path(project_dir)} is up to date")
     return 0
 
 
 def download_command(project_dir: Path, *, all_variants: bool) -> int:
-    """``kernels download``: exit 0 when every locked kernel is in the cache, else 1 naming failures."""
+    """``kernels download``: exit 0 when every locked kernel is in the cache, else 1 naming failures.
+
+    On a terminal a bar shows files and bytes as they arrive; otherwise each kernel gets a line.
+    """
+    from kernels.progress import for_command, reporting
+
     lock = read_lock(lock_path(project_dir))
     total = len(lock.kernels)
-    tty = sys.stderr.isatty()
     done = [0]
+    shown = for_command("kernels download")
 
     def progress(repo: str, error: str | None) -> None:
         done[0] += 1
-        if tty:
-            mark = "failed" if error else "ok"
-            print(f"\r[{done[0]}/{total}] {repo} {mark}\033[K", end="", file=sys.stderr, flush=True)
+        shown.note(f"[{done[0]}/{total}] {repo} {'failed' if error else 'ok'}")
 
-    result = download_locked(lock, all_variants=all_variants, progress=progress)
-    if tty and total:
-        print(file=sys.stderr)
+    with reporting(shown):
+        result = download_locked(lock, all_variants=all_variants, progress=progress)
     files = sum(len(p) for p in result.ok.values())
     print(
         f"downloaded {len(result.ok)}/{total} locked kernel(s) ({files} variant(s)) into the cache"

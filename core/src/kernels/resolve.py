@@ -100,8 +100,15 @@ def pick_tag(refs: Refs, spec: SpecifierSet, repo_id: str) -> tuple[str, str]:
     matching = list(spec.filter(versions))
     if not matching:
         have = ", ".join(str(v) for v in sorted(versions)) or "none"
+        hint = ""
+        bare = str(spec).removeprefix("==")
+        if bare.isdigit() and str(spec) == f"=={bare}":
+            hint = (
+                f"; a string is a version of the v<version> tags: for the branch v{bare}, "
+                f"pass the int version={bare}"
+            )
         raise ResolutionError(
-            f"no version of {repo_id} matches {str(spec)!r} (versions available: {have})"
+            f"no version of {repo_id} matches {str(spec)!r} (versions available: {have}){hint}"
         )
     return versions[max(matching)]
 

@@ -1,7 +1,7 @@
 """The setuptools ``egg_info.writers`` hook that embeds ``kernels.lock`` in the package metadata.
 
 setuptools calls it whenever this distribution is in the build environment; the egg-info becomes the
-wheel's dist-info, where ``load_kernel`` finds the lock. It uses only :mod:`kernels._lockembed`
+wheel's dist-info, where ``load_kernel`` finds the lock. It uses only :mod:`kernels_lockembed`
 (standard library): nothing heavy is imported inside a build.
 """
 
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kernels._lockembed import LockEmbedError, lock_text_for_build
+from kernels_lockembed import LockEmbedError, lock_text_for_build
 
 
 def write_kernels_lock(cmd: Any, basename: str, filename: str) -> None:

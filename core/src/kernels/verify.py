@@ -2,7 +2,8 @@
 
 Every file under the variant folder counts (an added, removed or changed file changes the hash). A
 successful check is remembered in ``<repo>/.kernels/verified/`` together with each file's size,
-mtime and inode, and trusted again only while none of them changed.
+mtime and inode, and trusted again only while none of them changed. The memo is best-effort: a
+read-only cache is verified on every load instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from kernels.cache import RepoCache
 from kernels.errors import IntegrityError
-from kernels.fsutil import atomic_write
+from kernels.fsutil import try_write
 from kernels.hashing import content_id, variant_hash
 
 
@@ -55,7 +56,7 @@ def verify_variant(rc: RepoCache, commit: str, variant: str, expected: str) -> N
             return
     except (OSError, ValueError):
         pass
-    record = rc.completion(commit, variant) or {}
+    record = rc.completion_record(commit, variant) or {}
     known: dict[str, str] = record.get("files", {}) if isinstance(record.get("files"), dict) else {}
     digests = {rel: content_id(p, _kind_hint(p, known, rel)) for rel, p in files}
     actual = variant_hash(digests.items())
@@ -67,7 +68,8 @@ def verify_variant(rc: RepoCache, commit: str, variant: str, expected: str) -> N
         rc.clear_complete(commit, variant)
         raise IntegrityError(
             f"cached files of {rc.repo_id}@{commit[:12]} build/{variant} do not match the lock "
-            f"(changed: {culprit}); refusing to import. Delete {folder.parent.parent} and run "
-            "`kernels download` to fetch a clean copy"
+            f"(changed: {culprit}); refusing to import. Run `kernels download` (online) to fetch "
+            "a clean copy of what changed"
         )
-    atomic_write(memo_path, json.dumps({"hash": expected, "stats": stats}, sort_keys=True))
+    # Only saves the next load the hashing: a read-only or full cache loads without it.
+    try_write(memo_path, json.dumps({"hash": expected, "stats": stats}, sort_keys=True))

@@ -1,9 +1,12 @@
-"""Run-time controls of a server: simulated latency, request accounting and fault injection."""
+"""Run-time controls of a server: simulated latency, a rate limit, request accounting and fault
+injection."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -22,23 +25,39 @@ class RequestRecord:
 
 
 class RequestLog:
-    """Thread-safe, bounded list of :class:`RequestRecord`."""
+    """Thread-safe, bounded list of :class:`RequestRecord`, cleared in epochs.
+
+    A record is appended when its request is answered, which can be long after it arrived (latency,
+    a delaying fault, a client that went away meanwhile). So that :meth:`clear` is a true barrier,
+    a handler takes :meth:`epoch` when its request arrives and passes it to :meth:`append`: a request
+    that arrived before the last ``clear()`` is never logged after it.
+    """
 
     def __init__(self, maxlen: int = MAX_LOG_RECORDS) -> None:
         self._records: deque[RequestRecord] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
+        self._epoch = 0
 
-    def append(self, record: RequestRecord) -> None:
+    def epoch(self) -> int:
+        """The current epoch (the number of ``clear()`` calls so far)."""
         with self._lock:
-            self._records.append(record)
+            return self._epoch
+
+    def append(self, record: RequestRecord, epoch: int | None = None) -> None:
+        """Log ``record`` unless its request arrived in an earlier ``epoch`` than the current one."""
+        with self._lock:
+            if epoch is None or epoch == self._epoch:
+                self._records.append(record)
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._records)
 
     def clear(self) -> None:
+        """Forget every record, and every request still being answered."""
         with self._lock:
             self._records.clear()
+            self._epoch += 1
 
 
 @dataclass
@@ -96,11 +115,71 @@ class FaultSet:
         return None
 
 
+class RateLimiter:
+    """A token bucket over every request: ``rate`` per second, bursts of up to one second's worth.
+
+    ``rate`` ``None`` lets everything through. Refused requests take no token, so a client that
+    keeps asking is held to the rate, not starved.
+    """
+
+    def __init__(self, rate: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rate: float | None = None
+        self._tokens = 0.0
+        self._stamp = 0.0
+        self.rate = rate
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second allowed, or ``None`` (no limit). Setting it refills the bucket."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float | None) -> None:
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError("rate_limit must be a positive number of requests per second")
+        with self._lock:
+            self._rate = None if value is None else float(value)
+            self._tokens = self.capacity
+            self._stamp = time.monotonic()
+
+    @property
+    def capacity(self) -> float:
+        """The largest burst: one second's worth of requests (at least one)."""
+        return max(1.0, self._rate or 0.0)
+
+    def take(self) -> float | None:
+        """Let one request through (``None``), or return the seconds until it would be let through."""
+        with self._lock:
+            if self._rate is None:
+                return None
+            now = time.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return None
+            return (1.0 - self._tokens) / self._rate
+
+    def headers(self, wait: float) -> list[tuple[str, str]]:
+        """``Retry-After`` and the IETF ``RateLimit`` headers the Hub sends with a 429."""
+        rate = self._rate or 1.0
+        # The Hub states its policy as q requests per w seconds, both integers.
+        quota, window = (round(rate), 1) if rate >= 1 else (1, round(1 / rate))
+        seconds = max(1, math.ceil(wait))
+        return [
+            ("Retry-After", str(seconds)),
+            ("RateLimit", f'"requests";r=0;t={seconds}'),
+            ("RateLimit-Policy", f'"token bucket";"requests";q={quota};w={window}'),
+        ]
+
+
 class ServerControls:
     """The settings a running server reads on every request."""
 
-    def __init__(self, latency_ms: float = 0.0) -> None:
+    def __init__(self, latency_ms: float = 0.0, rate_limit: float | None = None) -> None:
         self.latency_ms = float(latency_ms)
         self.page_size = 1000
         self.log = RequestLog()
         self.faults = FaultSet()
+        self.limiter = RateLimiter(rate_limit)

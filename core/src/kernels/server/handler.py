@@ -1,7 +1,7 @@
-"""HTTP/1.1 plumbing: a thread per connection, keep-alive, latency, faults and accounting.
+"""HTTP/1.1 plumbing: a thread per connection, keep-alive, latency, rate limit, faults, accounting.
 
-The handler reads every request body fully (so that connections can be reused), applies the
-simulated latency and the first matching fault rule, asks :class:`~kernels.server.routes.HubApp`
+The handler reads every request body fully (so that connections can be reused), answers 429 beyond
+the rate limit, applies the simulated latency and the first matching fault rule, asks :class:`~kernels.server.routes.HubApp`
 for the answer and writes it with an exact ``Content-Length`` (also on ``HEAD``), never compressed.
 """
 
@@ -147,6 +147,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         server = cast(HubHTTPServer, self.server)
         controls = server.controls
+        arrived = controls.log.epoch()
         target = self.path
         if not target.startswith("/"):
             split = urlsplit(target)
@@ -158,15 +159,25 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadRequest as e:
             self.close_connection = True
-            self._send(HubError(400, str(e)).to_response(), logged_path, None)
+            self._send(HubError(400, str(e)).to_response(), logged_path, None, arrived)
             return
-        fault = controls.faults.take(
-            self.command, (unquote(raw_path, errors="replace"), logged_path)
+        # The limit is checked on arrival, before faults: a refused request triggers no rule.
+        wait = controls.limiter.take()
+        fault = (
+            controls.faults.take(self.command, (unquote(raw_path, errors="replace"), logged_path))
+            if wait is None
+            else None
         )
         delay = controls.latency_ms / 1000.0 + (fault.delay_s if fault is not None else 0.0)
         if delay > 0:
             time.sleep(delay)
-        if fault is not None and fault.status is not None:
+        if wait is not None:
+            response = json_response(
+                {"error": f"Rate limit reached: {controls.limiter.rate:g} requests per second"},
+                429,
+                controls.limiter.headers(wait),
+            )
+        elif fault is not None and fault.status is not None:
             headers = []
             if fault.retry_after is not None:
                 headers.append(("Retry-After", f"{fault.retry_after:g}"))
@@ -187,9 +198,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             except Exception:
                 logger.exception("Error while answering %s %s", self.command, logged_path)
                 response = json_response({"error": "Internal server error"}, 500)
-        self._send(response, logged_path, fault)
+        self._send(response, logged_path, fault, arrived)
 
-    def _send(self, response: Response, logged_path: str, fault: Fault | None) -> None:
+    def _send(
+        self, response: Response, logged_path: str, fault: Fault | None, arrived: int
+    ) -> None:
         controls = cast(HubHTTPServer, self.server).controls
         head = self.command == "HEAD"
         length = response.length
@@ -208,8 +221,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 length = response.length
                 chunks = response.chunks()
         planned = 0 if head else length if truncate_at is None else min(truncate_at, length)
-        # Recorded before the answer goes out: a client that got its answer finds it in the log.
-        controls.log.append(RequestRecord(self.command, logged_path, response.status, planned))
+        # Recorded before the answer goes out: a client that got its answer finds it in the log;
+        # unless the log was reset since the request arrived (its epoch is then gone).
+        controls.log.append(
+            RequestRecord(self.command, logged_path, response.status, planned), arrived
+        )
         try:
             self.send_response(response.status)
             for name, value in response.headers:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from kernels.errors import KernelsError
+from kernels.fsutil import fs_error
 from kernels.server.control import Fault, RequestRecord, ServerControls
 from kernels.server.gitstore import GitStore
 from kernels.server.handler import HubHTTPServer
@@ -21,7 +25,8 @@ class HubServer:
     """A Hub-compatible HTTP server over bare git repositories under ``root``.
 
     ``start()`` serves in a daemon thread; ``endpoint`` is the URL to give ``huggingface_hub``.
-    ``latency_ms`` (settable while running) delays every answer. ``requests()`` returns the log
+    ``latency_ms`` (settable while running) delays every answer; ``rate_limit`` (requests per
+    second, settable) answers 429 with ``Retry-After`` beyond it. ``requests()`` returns the log
     of answered requests; ``add_fault()`` injects failures for reliability tests.
     ``trusted_orgs`` (settable) and ``ROOT/trusted-orgs`` name the organisations it marks as
     trusted kernel publishers (``*``: all); other organisations are not trusted.
@@ -34,12 +39,13 @@ class HubServer:
         host: str = "127.0.0.1",
         port: int = 0,
         latency_ms: float = 0.0,
+        rate_limit: float | None = None,
         trusted_orgs: Iterable[str] = (),
     ) -> None:
         self.root = Path(root)
         self.host = host
         self.port = port
-        self._controls = ServerControls(latency_ms)
+        self._controls = ServerControls(latency_ms, rate_limit)
         self._trusted = TrustedOrgs(self.root, trusted_orgs)
         self._store: GitStore | None = None
         self._httpd: HubHTTPServer | None = None
@@ -129,6 +135,17 @@ class HubServer:
         self._trusted.configured = frozenset(orgs)
 
     @property
+    def rate_limit(self) -> float | None:
+        """Requests per second answered normally (bursts up to one second's worth); beyond it,
+        429 with ``Retry-After`` and ``RateLimit`` headers. ``None``: no limit. Setting it
+        starts a full bucket."""
+        return self._controls.limiter.rate
+
+    @rate_limit.setter
+    def rate_limit(self, value: float | None) -> None:
+        self._controls.limiter.rate = value
+
+    @property
     def tree_page_size(self) -> int:
         """Entries per page of tree and commit listings (the Hub uses 1000)."""
         return self._controls.page_size
@@ -142,10 +159,14 @@ class HubServer:
     # ---------------------------------------------------------------- accounting
 
     def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first."""
+        """A copy of the request log, oldest first: the requests answered so far among those that
+        arrived since the last :meth:`reset_requests` (each is logged just before its answer goes
+        out, so a client that got its answer finds it here)."""
         return self._controls.log.snapshot()
 
     def reset_requests(self) -> None:
+        """Empty the log. Requests that arrived before this call are never logged, even when
+        their answer comes later (a delayed answer, a client killed while waiting)."""
         self._controls.log.clear()
 
     # ---------------------------------------------------------------- faults
@@ -195,9 +216,15 @@ def serve_forever(
     host: str = "127.0.0.1",
     port: int = 0,
     latency_ms: float = 0.0,
+    rate_limit: float | None = None,
     trusted_orgs: Iterable[str] = (),
 ) -> None:
-    """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout."""
+    """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout.
+
+    A ``root`` that is not a folder, or an address that cannot be bound (the port is in use, the
+    host is not this machine's), raises ``KernelsError`` saying what to change.
+    """
+    hub = _started(Path(root), host, port, latency_ms, rate_limit, trusted_orgs)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -210,10 +237,7 @@ def serve_forever(
         except ValueError:  # not the main thread: the caller handles signals
             pass
     try:
-        server = HubServer(
-            root, host=host, port=port, latency_ms=latency_ms, trusted_orgs=trusted_orgs
-        )
-        with server as hub:
+        with hub:
             sys.stdout.write(hub.endpoint + "\n")
             sys.stdout.flush()
             while not stop.wait(0.5):
@@ -221,3 +245,47 @@ def serve_forever(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _started(
+    root: Path,
+    host: str,
+    port: int,
+    latency_ms: float,
+    rate_limit: float | None = None,
+    trusted_orgs: Iterable[str] = (),
+) -> HubServer:
+    """A started :class:`HubServer`, or ``KernelsError`` naming what stops it from starting."""
+    if root.exists() and not root.is_dir():
+        raise KernelsError(
+            f"ROOT {root} is a file; give a folder (it holds the served git repositories)"
+        )
+    try:
+        return HubServer(
+            root,
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            trusted_orgs=trusted_orgs,
+        ).start()
+    except OSError as err:
+        where = f"{host}:{port}"
+        if err.errno == errno.EADDRINUSE:
+            raise KernelsError(
+                f"port {port} on {host} is already in use; pick another with --port "
+                "(--port 0 picks a free one)"
+            ) from None
+        if err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(
+            err, socket.gaierror
+        ):
+            raise KernelsError(
+                f"cannot listen on {where}: {host} is not an address of this machine; "
+                "pass --host 127.0.0.1 (or 0.0.0.0 for every interface)"
+            ) from None
+        if err.errno == errno.EACCES and 0 < port < 1024:
+            raise KernelsError(
+                f"cannot listen on {where}: ports below 1024 need privileges; "
+                "use a port >= 1024 (or --port 0)"
+            ) from None
+        raise fs_error(err, root) from err

@@ -8,8 +8,8 @@
   ``pip install <sdist>`` do) embeds it too, even when the sdist's file selection would drop it.
 
 Isolated build environments resolve ``kernels`` from an index (possibly another release), so this
-module imports nothing of the core: only the standard library, hatchling and the bundled
-``_lockembed`` copy.
+module imports nothing of the core: only the standard library, hatchling and the stdlib-only
+``kernels_lockembed`` (distribution ``kernels-lockembed``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
-
-from hatch_kernels._lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
+from kernels_lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
 
 
 class KernelsBuildHook(BuildHookInterface):  # type: ignore[type-arg]

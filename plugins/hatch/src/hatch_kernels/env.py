@@ -29,8 +29,7 @@ from typing import Any
 
 from hatch.env.collectors.plugin.interface import EnvironmentCollectorInterface
 from hatch.env.virtual import VirtualEnvironment
-
-from hatch_kernels._lockembed import LOCK_NAME, _load_toml
+from kernels_lockembed import LOCK_NAME, _load_toml
 
 STATE_FILE = ".hatch-kernels-lock"
 DOWNLOAD_COMMAND = 'python -m kernels download "{root}"'

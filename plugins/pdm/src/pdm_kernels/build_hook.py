@@ -2,8 +2,8 @@
 
 pdm-backend loads it from the ``pdm.build.hook`` entry point whenever ``pdm-kernels`` is in the build
 environment (``[build-system] requires = ["pdm-backend", "pdm-kernels"]``). It runs inside isolated
-builds, so it imports only the standard library and the copy of the core's ``_lockembed.py`` that
-this package's wheel carries, never the ``kernels`` core itself.
+builds, so it imports only the standard library and the stdlib-only ``kernels_lockembed``
+(distribution ``kernels-lockembed``), never the ``kernels`` core itself.
 
 - wheel and editable: ``<name>-<version>.dist-info/kernels.lock``, where ``load_kernel`` reads it;
   editable wheels also get ``top_level.txt``, because they record only a ``.pth`` file and the import
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pdm_kernels._lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
+from kernels_lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
 
 _TMP_ATTR = "kernels_tmp_dir"
 

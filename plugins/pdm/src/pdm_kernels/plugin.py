@@ -40,6 +40,7 @@ LOCK_NAME = "kernels.lock"  # the core's kernels.lockfile.LOCK_NAME, without imp
 INSTALL_HINT = (
     "Run `pdm install` to download the locked kernels and reinstall the project with the new lock."
 )
+REINSTALL_HINT = "Run `pdm install` to reinstall the project with the new lock."
 
 # The command and options of the running invocation, for the install hooks (their signals do not
 # carry them): `pdm install --check` must refuse a stale lock, `pdm sync` must not write one.
@@ -152,6 +153,11 @@ def download(project: Project, *, all_variants: bool = False) -> str:
             err_lines[-1] if err_lines else f"exit status {proc.returncode}"
         )
         summary = f" ({out_lines[-1]})" if out_lines else ""
+        if "PyTorch is not installed" in detail:
+            detail += (
+                "; add torch to the project (`pdm add torch`, with a source for the PyTorch index "
+                "of your build: see the kernels PDM guide) or `pdm use` an interpreter that has it"
+            )
         raise KernelsError(f"downloading the locked kernels failed{summary}: {detail}")
     return out_lines[-1] if out_lines else "locked kernels downloaded"
 
@@ -270,48 +276,80 @@ _SPEC_HELP = "N (branch vN), a version specifier such as '>=0.1,<0.2', or a vers
 
 
 class AddCommand(BaseCommand):
-    """Add a kernel to [tool.kernels.dependencies] and lock it"""
+    """Add kernels to [tool.kernels.dependencies] and lock them"""
 
     name = "add"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "kernel", metavar="ORG/NAME[@SPEC]", help=f"the kernel repo; SPEC is {_SPEC_HELP}"
+            "kernels",
+            nargs="+",
+            metavar="ORG/NAME[@SPEC]",
+            help=f"the kernel repos; SPEC is {_SPEC_HELP}",
         )
-        parser.add_argument("--revision", default=None, help="lock a branch, tag or commit instead")
+        parser.add_argument(
+            "--revision", default=None, help="lock a branch, tag or commit instead (one kernel)"
+        )
 
     def handle(self, project: Project, options: argparse.Namespace) -> None:
         from kernels.edit import add_dependencies, describe, parse_requirement
+        from kernels.fsutil import atomic_write
 
         command = "pdm kernels add"
         path = project.root / "pyproject.toml"
-        before = path.read_text(encoding="utf-8")
+        before = path.read_bytes()  # restored byte for byte, atomically
+        if options.revision is not None and len(options.kernels) != 1:
+            raise KernelsError("--revision applies to exactly one ORG/NAME")
         try:
-            requested = parse_requirement(
-                options.kernel, revision=options.revision, command=command
-            )
-            [(repo_id, value)] = add_dependencies(path, [requested], command=command)
+            requested = [
+                parse_requirement(text, revision=options.revision, command=command)
+                for text in options.kernels
+            ]
+            added = add_dependencies(path, requested, command=command)
         except _core_errors() as err:
             raise KernelsError(str(err)) from None
         try:
             lock(project)
         except BaseException:
             # Like `pdm add`: a dependency that cannot be locked is not added.
-            path.write_text(before, encoding="utf-8")
+            atomic_write(path, before)
             raise
         project.pyproject.reload()
-        _echo(project, f"Added {repo_id} ({describe(value)}) to [tool.kernels.dependencies]")
+        for repo_id, value in added:
+            _echo(project, f"Added {repo_id} ({describe(value)}) to [tool.kernels.dependencies]")
         _echo(project, INSTALL_HINT)
 
 
+class RemoveCommand(BaseCommand):
+    """Remove kernels from [tool.kernels.dependencies] and kernels.lock (offline)"""
+
+    name = "remove"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("kernels", nargs="+", metavar="ORG/NAME", help="the kernels to remove")
+
+    def handle(self, project: Project, options: argparse.Namespace) -> None:
+        from kernels.remove import remove_dependencies
+
+        try:
+            result = remove_dependencies(project.root, options.kernels)
+        except _core_errors() as err:
+            raise KernelsError(str(err)) from None
+        project.pyproject.reload()
+        where = f" and {LOCK_NAME}" if result.lock else ""
+        for repo_id in result.removed:
+            _echo(project, f"Removed {repo_id} from [tool.kernels.dependencies]{where}")
+        _echo(project, REINSTALL_HINT)
+
+
 class KernelsCommand(BaseCommand):
-    """Lock, check and download the project's compute kernels (kernels.lock)"""
+    """Add, remove, lock, check and download the project's compute kernels (kernels.lock)"""
 
     name = "kernels"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         subparsers = parser.add_subparsers(title="commands", metavar="")
-        for cmd in (LockCommand, DownloadCommand, CheckCommand, AddCommand):
+        for cmd in (LockCommand, DownloadCommand, CheckCommand, AddCommand, RemoveCommand):
             cmd.register_to(subparsers)
         self.parser = parser
 

@@ -1,4 +1,4 @@
-"""The ``poetry kernels ...`` commands: lock, check, download, add.
+"""The ``poetry kernels ...`` commands: lock, check, download, add, remove.
 
 Each one calls the ``kernels`` core and turns its errors (and the plugin's) into one ``Error:`` line
 on stderr with exit code 1.
@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from cleo.helpers import argument, option
+from kernels_lockembed import LOCK_NAME
 from poetry.console.commands.command import Command
 from poetry.console.commands.env_command import EnvCommand
 
 from poetry_plugin_kernels import workflow
-from poetry_plugin_kernels._lockembed import LOCK_NAME
 
 if TYPE_CHECKING:
     from cleo.io.inputs.argument import Argument
@@ -168,6 +168,7 @@ class KernelsAddCommand(Command):
 
     def _handle(self) -> int:
         from kernels.edit import add_dependencies, describe, parse_requirement
+        from kernels.fsutil import atomic_write
 
         command = "poetry kernels add"
 
@@ -178,7 +179,7 @@ class KernelsAddCommand(Command):
             raise workflow.PluginError("--revision applies to exactly one ORG/NAME")
         requested = [parse_requirement(t, revision=revision, command=command) for t in texts]
         pyproject = root / "pyproject.toml"
-        before = pyproject.read_text(encoding="utf-8")
+        before = pyproject.read_bytes()  # restored byte for byte, atomically
         added = add_dependencies(pyproject, requested, command=command)
         for repo, value in added:
             self.line(f"Using <c1>{repo}</c1> ({describe(value)})")
@@ -187,12 +188,12 @@ class KernelsAddCommand(Command):
         try:
             result = workflow.lock(root, self.io)
         except KernelsError as err:
-            pyproject.write_text(before, encoding="utf-8")
+            atomic_write(pyproject, before)
             raise workflow.PluginError(
                 f"{workflow.one_line(err)} ({pyproject.name} left unchanged)"
             ) from None
         except BaseException:
-            pyproject.write_text(before, encoding="utf-8")
+            atomic_write(pyproject, before)
             raise
         if result.written:
             _refresh_installed(self)
@@ -202,9 +203,39 @@ class KernelsAddCommand(Command):
         return 0
 
 
+class KernelsRemoveCommand(Command):
+    """``poetry kernels remove``."""
+
+    name = "kernels remove"
+    description = (
+        f"Remove kernel dependencies from [tool.kernels.dependencies] and {LOCK_NAME} (offline)."
+    )
+    arguments: ClassVar[list[Argument]] = [
+        argument("kernels", "ORG/NAME of each kernel to remove.", multiple=True)
+    ]
+
+    def handle(self) -> int:
+        """Edit pyproject.toml (formatting kept) and the lock; refresh the installed copy."""
+        return _run(self, self._handle)
+
+    def _handle(self) -> int:
+        from kernels.remove import remove_dependencies
+
+        result = remove_dependencies(
+            workflow.project_root(self.poetry), list(self.argument("kernels"))
+        )
+        where = f" and <c1>{LOCK_NAME}</c1>" if result.lock else ""
+        for repo in result.removed:
+            self.line(f"Removed <c1>{repo}</c1> from [tool.kernels.dependencies]{where}")
+        if result.lock:
+            _refresh_installed(self)
+        return 0
+
+
 COMMANDS: list[type[Command]] = [
     KernelsLockCommand,
     KernelsCheckCommand,
     KernelsDownloadCommand,
     KernelsAddCommand,
+    KernelsRemoveCommand,
 ]

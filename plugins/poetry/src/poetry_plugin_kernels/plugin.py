@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 from cleo.events.console_command_event import ConsoleCommandEvent
 from cleo.events.console_events import COMMAND, TERMINATE
 from cleo.events.console_terminate_event import ConsoleTerminateEvent
+from kernels_lockembed import LOCK_NAME
 from poetry.plugins.application_plugin import ApplicationPlugin
 
 from poetry_plugin_kernels import workflow
-from poetry_plugin_kernels._lockembed import LOCK_NAME
 
 if TYPE_CHECKING:
     from cleo.commands.command import Command as CleoCommand
@@ -65,7 +65,7 @@ class KernelsPlugin(ApplicationPlugin):
 
     @property
     def commands(self) -> list[type[Command]]:
-        """``poetry kernels lock|check|download|add``."""
+        """``poetry kernels lock|check|download|add|remove``."""
         from poetry_plugin_kernels.commands import COMMANDS
 
         return COMMANDS

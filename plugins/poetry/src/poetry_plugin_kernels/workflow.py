@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from poetry_plugin_kernels._lockembed import LOCK_NAME, add_to_dist_info
+from kernels_lockembed import LOCK_NAME, add_to_dist_info
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
@@ -86,32 +86,6 @@ def lock(root: Path, io: IO, *, upgrade: bool | list[str] = False) -> LockResult
     return result
 
 
-def top_level_names(poetry: Poetry) -> list[str]:
-    """The project's top-level import names, for ``top_level.txt`` (best effort, may be empty)."""
-    try:
-        from poetry.core.masonry.builders.builder import Builder
-        from poetry.core.masonry.utils.package_include import PackageInclude
-
-        # Builder._module is poetry-core's resolved `packages` list; there is no public accessor.
-        includes = Builder(poetry)._module.includes
-    except Exception:
-        return []
-    names: set[str] = set()
-    for inc in includes:
-        if not isinstance(inc, PackageInclude):
-            continue
-        if inc.target:
-            names.add(Path(inc.target).parts[0])
-            continue
-        for element in inc.elements:
-            parts = element.relative_to(inc.base).parts
-            if len(parts) > 1 or element.is_dir():
-                names.add(parts[0])
-            elif element.suffix == ".py":
-                names.add(element.stem)
-    return sorted(names)
-
-
 def _editable_root(direct_url: str | None) -> Path | None:
     if not direct_url:
         return None
@@ -158,6 +132,8 @@ def embed_lock(poetry: Poetry, env: Env, io: IO) -> bool:
     dist_info = installed_dist_info(poetry, env)
     if dist_info is None:
         return False
+    from poetry_kernels_backend import top_level_names
+
     add_to_dist_info(dist_info, lock_file.read_text(encoding="utf-8"), top_level_names(poetry))
     if io.is_verbose():
         io.write_line(f"Embedded <c1>{LOCK_NAME}</c1> in <b>{dist_info}</b>")

@@ -7,6 +7,6 @@ request (``pdm install`` downloaded it).
 
 from kernels import load_kernel
 
-KERNEL_REPO = "kernels-community/activation"
+KERNEL_REPO = "kernels-community/rmsnorm"
 
 kernel = load_kernel(KERNEL_REPO)

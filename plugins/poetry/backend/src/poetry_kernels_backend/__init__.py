@@ -10,8 +10,8 @@ directory, and to the sdist (so a wheel built from the sdist still carries it). 
     build-backend = "poetry_kernels_backend"
 
 Build environments are isolated and may hold another ``kernels`` release, so this module imports
-nothing of the ``kernels`` library: only the standard library, poetry-core and the vendored copy of
-``_lockembed`` (a file of this package, copied in at build time).
+nothing of the ``kernels`` library: only the standard library, poetry-core and the stdlib-only
+``kernels_lockembed`` (distribution ``kernels-lockembed``, a dependency of this one).
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from kernels_lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
 from poetry.core.masonry import api as _core
-
-from poetry_kernels_backend._lockembed import LOCK_NAME, LockEmbedError, lock_text_for_build
 
 __version__ = "0.18.2"
 
@@ -56,19 +55,25 @@ def _lock_text() -> str | None:
     return text
 
 
-def top_level_names(project_dir: Path) -> list[str]:
-    """The top-level import names the poetry project at ``project_dir`` ships (best effort).
+def top_level_names(project: Path | Any) -> list[str]:
+    """The top-level import names a poetry project ships (best effort).
 
-    Editable wheels hold only a ``.pth`` file, so ``top_level.txt`` is how the run-time lookup maps
-    the caller's import name to this distribution. Returns ``[]`` when poetry-core's package
-    discovery cannot be read (the lookup then falls back to RECORD and ``direct_url.json``).
+    ``project`` is the project's folder or an already loaded ``Poetry`` object (poetry-core's, or
+    Poetry's own, which the plugin passes). Editable wheels hold only a ``.pth`` file, so
+    ``top_level.txt`` is how the run-time lookup maps the caller's import name to this distribution.
+    Returns ``[]`` when poetry-core's package discovery cannot be read (the lookup then falls back to
+    RECORD and ``direct_url.json``).
     """
     try:
-        from poetry.core.factory import Factory
         from poetry.core.masonry.builders.builder import Builder
         from poetry.core.masonry.utils.package_include import PackageInclude
 
-        poetry = Factory().create_poetry(project_dir, with_groups=False)
+        if isinstance(project, Path):
+            from poetry.core.factory import Factory
+
+            poetry = Factory().create_poetry(project, with_groups=False)
+        else:
+            poetry = project
         # Builder._module is poetry-core's resolved `packages` list; there is no public accessor.
         includes = Builder(poetry)._module.includes
     except Exception:

@@ -1,8 +1,8 @@
 """Embedding ``kernels.lock`` in built or installed package metadata. Standard library only.
 
 Build hooks run in isolated build environments where the ``kernels`` found on an index may be another
-release, so they must not import this library. This one module is the exception they share: the
-plugins' wheels carry a copy of this file (their build force-includes it), and it imports nothing but
+release, so they must not import that library. This distribution (``kernels-lockembed``) is what they
+share instead: the core, every build hook and the plugins depend on it, and it imports nothing but
 the standard library. Keep it that way.
 """
 
@@ -13,8 +13,9 @@ import csv
 import hashlib
 import io
 import json
+import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,60 @@ def _load_toml(path: Path) -> dict[str, Any]:
         return data
 
 
+def project_tool(root: Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """The tool that manages the project at ``root``: ``hatch``, ``uv``, ``pdm``, ``poetry`` or None.
+
+    The tool running now wins (Hatch and uv say so in the environment of what they start, ``pdm
+    run`` too); otherwise the project's own files tell (a lock file or a ``[tool.<name>]`` table).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("HATCH_ENV_ACTIVE"):
+        return "hatch"
+    if env.get("UV"):
+        return "uv"
+    if env.get("PDM_PROJECT_ROOT") or "pdm-build-env" in env.get("PYTHONPATH", ""):
+        return "pdm"
+    root = Path(root)
+    try:
+        tool = _load_toml(root / "pyproject.toml").get("tool", {})
+    except (OSError, ValueError):
+        tool = {}
+    for name in ("pdm", "poetry", "uv"):
+        if (root / f"{name}.lock").is_file() or name in tool:
+            return name
+    if "envs" in tool.get("hatch", {}):
+        return "hatch"
+    return None
+
+
+def tool_command(root: Path, action: str, environ: Mapping[str, str] | None = None) -> str:
+    """The command that runs ``kernels <action>`` (``lock``, ``download --all-variants``, ...) for
+    the project at ``root`` with the tool that manages it (:func:`project_tool`), else ``kernels``.
+
+    A uv or Hatch project cannot be installed before its first lock (its build needs the lock): the
+    uv command then syncs without the project, and Hatch uses the guide's ``kernels`` environment.
+    """
+    tool = project_tool(root, environ)
+    name, _, rest = action.partition(" ")
+    if tool == "uv":
+        if name == "lock" and not (Path(root) / LOCK_NAME).is_file():
+            return f"uv sync --no-install-project && uv run --no-sync kernels {action}"
+        return f"uv run kernels {action}"
+    if tool == "hatch":
+        try:
+            scripts = _load_toml(Path(root) / "pyproject.toml")["tool"]["hatch"]["envs"]["kernels"][
+                "scripts"
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            scripts = {}
+        if isinstance(scripts, dict) and name in scripts:
+            return f"hatch run kernels:{action}"
+        return f"hatch run kernels {action}"
+    if tool in ("pdm", "poetry"):
+        return f"{tool} kernels {action}"
+    return f"kernels {name} {root}{' ' + rest if rest else ''}"
+
+
 def lock_text_for_build(root: Path, *, warn: Callable[[str], None] | None = None) -> str | None:
     """The ``kernels.lock`` text a build of the project at ``root`` must embed, or ``None``.
 
@@ -52,7 +107,7 @@ def lock_text_for_build(root: Path, *, warn: Callable[[str], None] | None = None
     if not lock.is_file():
         msg = (
             f"{pyproject} has [tool.kernels.dependencies] but {lock} is missing; "
-            f"run `kernels lock {root}` and commit kernels.lock"
+            f"run `{tool_command(root, 'lock')}` and commit kernels.lock"
         )
         if table.get("missing-lock", "error") == "warn":
             (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(msg)
@@ -63,10 +118,12 @@ def lock_text_for_build(root: Path, *, warn: Callable[[str], None] | None = None
         doc = json.loads(text)
     except ValueError as err:
         raise LockEmbedError(
-            f"{lock} is not valid JSON ({err}); run `kernels lock {root}`"
+            f"{lock} is not valid JSON ({err}); run `{tool_command(root, 'lock')}`"
         ) from None
     if not isinstance(doc, (dict, list)):
-        raise LockEmbedError(f"{lock} is not a kernels lock file; run `kernels lock {root}`")
+        raise LockEmbedError(
+            f"{lock} is not a kernels lock file; run `{tool_command(root, 'lock')}`"
+        )
     return text
 
 

@@ -78,8 +78,9 @@ def test_300_files_at_20_per_second_one_and_eight_processes(limited, tmp_path): 
     an error, each within 1.5x the floor (requests / rate); each file is served once; the one on a
     terminal shows a progress bar."""
     server, repo, root = limited
+    serve = ["serve", str(root), "--rate-limit", f"{RATE:g}", "--trust-org", "kernels-test"]
     cli = subprocess.Popen(
-        [sys.executable, "-m", "kernels", "serve", str(root), "--rate-limit", f"{RATE:g}"],
+        [sys.executable, "-m", "kernels", *serve],
         stdout=subprocess.PIPE,
         text=True,
     )

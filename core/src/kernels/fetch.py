@@ -380,5 +380,7 @@ def fetch_file(
     """Download one listed file into the blob store (verified against its content id) and return
     the blob's path; a verified blob already there costs nothing. ``ensure_variant`` later reuses it.
     """
-    download_files(rc, commit, [f], user_agent=user_agent, label=f"{rc.repo_id} {f.path}")
+    # Silent: the file is counted (as already there) when its variant is downloaded.
+    batch = _Batch(rc, commit, user_agent, Progress(), time.monotonic(), threading.Event())
+    _download_one(batch, f)
     return rc.blob(f.digest)

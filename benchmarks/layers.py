@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(msg, file=sys.stderr)
 
     work = Path(tempfile.mkdtemp(prefix="kernels-bench-layers-"))
-    hub = HubServer(work / "hub").start()
+    hub = HubServer(work / "hub", trusted_orgs=[harness.ORG]).start()  # both libraries check
     try:
         log(f"seeding {RMS_REPO} and {ACT_REPO} on {hub.endpoint} ...")
         seeded = seed_layers(hub.endpoint, work)

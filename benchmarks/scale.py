@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from kernels.server import HubServer
 
     work = Path(tempfile.mkdtemp(prefix="kernels-scale-"))
-    hub = HubServer(work / "hub").start()
+    hub = HubServer(work / "hub", trusted_orgs=[REPO.split("/")[0]]).start()  # both check
     rows: list[str] = []
     try:
         print(f"seeding {REPO} ({args.files} files) on {hub.endpoint} ...", file=sys.stderr)

@@ -88,7 +88,7 @@ def main() -> int:
         NO_PROXY="127.0.0.1,localhost",
         HF_TOKEN="hf_local_token",
     )
-    with HubServer(tmp / "hub") as hub:
+    with HubServer(tmp / "hub", trusted_orgs=["kernels-community"]) as hub:
         os.environ["HF_ENDPOINT"] = hub.endpoint
         print(f"\n1. build and publish ({hub.endpoint})")
         cuda_dir = example_build.build_variant(

@@ -18,7 +18,7 @@ def main() -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="kernels-demo-") as tmp,
-        HubServer(Path(tmp) / "hub") as hub,
+        HubServer(Path(tmp) / "hub", trusted_orgs=["kernels-community"]) as hub,
     ):
         print(f"local Hub at {hub.endpoint}", flush=True)
         backends = ["cpu"]

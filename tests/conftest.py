@@ -24,6 +24,10 @@ sys.path.insert(0, str(ROOT / "examples" / "kernels"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DUMMY_TOKEN = "hf_dummy_test_token_0123456789"
+TRUSTED_ORGS = ("kernels-community", "kernels-test")
+"""Organisations the session's Hub marks as trusted kernel publishers (tests publish there)."""
+UNTRUSTED_ORG = "untrusted-org"
+"""An organisation it does not trust, for the trust tests."""
 
 _state: dict[str, object] = {}
 
@@ -39,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # the workers run the tests, each with its own Hub
     workdir = Path(tempfile.mkdtemp(prefix="kernels-tests-"))
     _state["workdir"] = workdir
-    server = HubServer(workdir / "hub").start()
+    server = HubServer(workdir / "hub", trusted_orgs=TRUSTED_ORGS).start()
     _state["server"] = server
     os.environ["HF_ENDPOINT"] = server.endpoint
     os.environ["HF_HOME"] = str(workdir / "hf-home")

@@ -55,6 +55,36 @@ def publish(
     )
 
 
+def with_metadata(
+    variant_dir: Path, tmp: Path, folder: str | None = None, **changes: object
+) -> Path:
+    """A copy of a variant folder (named ``folder``, default its own) whose ``metadata.json`` has
+    ``changes`` (keyword ``python_depends`` is the key ``python-depends``; ``None`` removes a key)."""
+    import json
+
+    dest = tmp / uuid.uuid4().hex[:8] / (folder or variant_dir.name)
+    shutil.copytree(variant_dir, dest, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+    meta = json.loads((dest / "metadata.json").read_text())
+    for key, value in changes.items():
+        key = key.replace("_", "-")
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    (dest / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return dest
+
+
+def scaled_rmsnorm(rmsnorm_repo: str, version: str | None = None) -> Path:
+    """The torch-universal variant of the scaled-rmsnorm example, depending on ``rmsnorm_repo`` v1."""
+    return example_build.build_variant(
+        EXAMPLES / "scaled-rmsnorm",
+        backend="universal",
+        version=version,
+        kernel_depends={"rmsnorm": {"repo-id": rmsnorm_repo, "version": 1}},
+    )
+
+
 COUNTING_LAYERS = '''"""A copy of the rmsnorm example whose layers count their calls (for tests)."""
 
 from __future__ import annotations

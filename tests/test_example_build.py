@@ -475,6 +475,12 @@ def test_publish_examples_to_the_local_hub(hub: Any, hf_api: Any, activation: Mo
     expected = {
         f"{org}/activation": example_build.build_variant(ACTIVATION, backend="cpu"),
         f"{org}/rmsnorm": example_build.build_variant(RMSNORM, backend="universal"),
+        # its kernel-depends point at the org it is published to
+        f"{org}/scaled-rmsnorm": example_build.build_variant(
+            EXAMPLES / "scaled-rmsnorm",
+            backend="universal",
+            kernel_depends={"rmsnorm": {"repo-id": f"{org}/rmsnorm", "version": 1}},
+        ),
     }
     assert set(commits) == set(expected)
     for repo, sha in commits.items():

@@ -43,6 +43,9 @@ def evil(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
     monkeypatch.setenv("KERNELS_HTTP_RETRIES", "1")
     server.json("/api/kernels/evil/k/revision/v1", {"id": "evil/k", "sha": SHA})
+    server.json(
+        "/api/organizations/evil/overview", {"name": "evil", "trustedKernelPublisher": True}
+    )
     yield server
     server.stop()
 

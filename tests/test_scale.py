@@ -35,7 +35,7 @@ def limited(tmp_path_factory):  # type: ignore[no-untyped-def]
     """A Hub of its own holding one 300-file kernel (no limit until a test sets one)."""
     work = tmp_path_factory.mktemp("limited")
     root = work / "hub"
-    server = HubServer(root).start()
+    server = HubServer(root, trusted_orgs=["kernels-test"]).start()
     variant = work / "variant" / "torch-universal"
     shutil.copytree(universal_rmsnorm(), variant)
     have = sum(1 for p in variant.rglob("*") if p.is_file())
@@ -78,8 +78,9 @@ def test_300_files_at_20_per_second_one_and_eight_processes(limited, tmp_path): 
     an error, each within 1.5x the floor (requests / rate); each file is served once; the one on a
     terminal shows a progress bar."""
     server, repo, root = limited
+    serve = ["serve", str(root), "--rate-limit", f"{RATE:g}", "--trust-org", "kernels-test"]
     cli = subprocess.Popen(
-        [sys.executable, "-m", "kernels", "serve", str(root), "--rate-limit", f"{RATE:g}"],
+        [sys.executable, "-m", "kernels", *serve],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -604,8 +605,10 @@ def test_traversal_and_bad_names_are_rejected(
 
 def test_misc_endpoints(hub: HubServer, hf_api: HfApi) -> None:
     status, _, body = raw(hub, "GET", "/api/organizations/some-org/overview")
-    assert status == 200 and json.loads(body)["trustedKernelPublisher"] is True
+    assert status == 200 and json.loads(body)["trustedKernelPublisher"] is False
     assert hf_api.get_organization_overview("some-org").name == "some-org"
+    status, _, body = raw(hub, "GET", "/api/organizations/kernels-community/overview")
+    assert json.loads(body)["trustedKernelPublisher"] is True  # tests/conftest.py trusts it
     status, _, body = raw(hub, "POST", "/api/validate-yaml", body=b'{"content": "x"}')
     assert status == 200 and json.loads(body) == {"errors": [], "warnings": []}
     status, headers, body = raw(hub, "GET", "/api/agent-harnesses")
@@ -660,6 +663,40 @@ def test_kernels_serve_subprocess(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_trusted_organisations_come_from_the_configuration(tmp_path: Path) -> None:
+    """Only configured organisations are trusted: the constructor's (settable), ROOT/trusted-orgs
+    (read on each request) and `kernels serve --trust-org`; '*' trusts all."""
+
+    def trusted(server: HubServer, org: str) -> bool:
+        status, _, body = raw(server, "GET", f"/api/organizations/{org}/overview")
+        assert status == 200
+        return bool(json.loads(body)["trustedKernelPublisher"])
+
+    root = tmp_path / "root"
+    with HubServer(root, trusted_orgs=["acme"]) as server:
+        assert trusted(server, "acme") and not trusted(server, "other")
+        (root / "trusted-orgs").write_text("# mirrored publishers\nother  # ours\n")
+        assert trusted(server, "other") and not trusted(server, "third")
+        server.trusted_orgs = ["*"]
+        assert trusted(server, "third")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernels", "serve", str(root), "--trust-org", "cli-org"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().strip()
+        with urllib.request.urlopen(f"{endpoint}/api/organizations/cli-org/overview") as r:
+            assert json.loads(r.read())["trustedKernelPublisher"] is True
+        with urllib.request.urlopen(f"{endpoint}/api/organizations/third/overview") as r:
+            assert json.loads(r.read())["trustedKernelPublisher"] is False
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
 
 
 def test_latency(hub: HubServer, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Variant acceptance and preference, and platform detection without importing torch."""
+"""Variant acceptance and preference (as kernels 0.17.2), and platform detection without torch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from packaging.version import Version
 
 CUDA = Platform(Version("2.11"), True, "cuda", Version("13.0"), "x86_64", "linux")
 CPU = Platform(Version("2.13"), True, "cpu", None, "x86_64", "linux")
-MAC = Platform(Version("2.9"), True, "metal", None, "aarch64", "darwin")
+MAC = Platform(
+    Version("2.9"), True, "metal", None, "aarch64", "darwin", macos_version=Version("26.1")
+)
 
 ALL = [
     "torch211-cxx11-cu126-x86_64-linux",
@@ -33,11 +35,11 @@ ALL = [
 ]
 
 
-def test_cuda_prefers_exact_then_closest_minor_then_fallbacks() -> None:
+def test_cuda_prefers_stable_abi_then_exact_then_closest_minor_then_fallbacks() -> None:
     ranked = [v.name for v in rank_variants(ALL, CUDA) if v.accepted]
     assert ranked == [
-        "torch211-cxx11-cu130-x86_64-linux",
         "torch-stable-abi29-cu130-x86_64-linux",
+        "torch211-cxx11-cu130-x86_64-linux",
         "torch-cuda",
         "torch-universal",
     ]
@@ -45,6 +47,72 @@ def test_cuda_prefers_exact_then_closest_minor_then_fallbacks() -> None:
     ranked = [v.name for v in rank_variants(ALL, cu129) if v.accepted]
     assert ranked[:2] == ["torch211-cxx11-cu128-x86_64-linux", "torch211-cxx11-cu126-x86_64-linux"]
     assert ranked[2:] == ["torch-cuda", "torch-universal"]
+
+
+def test_preference_order_of_every_framework() -> None:
+    """Newest stable ABI first, then its CUDA minor; untagged exact builds before cxx11-tagged;
+    tvm-ffi after torch builds; the arch-free build before torch-universal."""
+    tvm = Platform(
+        Version("2.11"), True, "cuda", Version("13.2"), "x86_64", "linux", Version("0.1")
+    )
+    names = [
+        "torch-universal",
+        "torch-cuda",
+        "tvm-ffi01-cu130-x86_64-linux",
+        "torch211-cxx11-cu130-x86_64-linux",
+        "torch211-cu130-x86_64-linux",
+        "torch-stable-abi29-cu130-x86_64-linux",
+        "torch-stable-abi210-cu131-x86_64-linux",
+        "torch-stable-abi210-cu132-x86_64-linux",
+        "tvm-ffi02-cu130-x86_64-linux",
+    ]
+    ranked = rank_variants(names, tvm)
+    assert [v.name for v in ranked if v.accepted] == [
+        "torch-stable-abi210-cu132-x86_64-linux",
+        "torch-stable-abi210-cu131-x86_64-linux",
+        "torch-stable-abi29-cu130-x86_64-linux",
+        "torch211-cu130-x86_64-linux",
+        "torch211-cxx11-cu130-x86_64-linux",
+        "tvm-ffi01-cu130-x86_64-linux",
+        "torch-cuda",
+        "torch-universal",
+    ]
+    assert "apache-tvm-ffi 0.2" in ranked[-1].reason and "0.1" in ranked[-1].reason
+
+
+def test_free_threaded_python_takes_only_python_builds() -> None:
+    ft = Platform(Version("2.13"), True, "cpu", None, "x86_64", "linux", free_threaded=True)
+    ranked = rank_variants(ALL, ft)
+    assert [v.name for v in ranked if v.accepted] == ["torch-cpu", "torch-universal"]
+    reasons = {v.name: v.reason for v in ranked}
+    assert "free-threaded" in reasons["torch213-cxx11-cpu-x86_64-linux"]
+
+
+def test_neuron_tpu_npu_and_old_macos() -> None:
+    for backend in ("neuron", "tpu"):
+        plat = Platform(Version("2.9"), True, backend, None, "x86_64", "linux")
+        names = ["torch-cuda", f"torch-{backend}", "torch-universal"]
+        assert [v.name for v in rank_variants(names, plat) if v.accepted] == names[1:]
+    npu = Platform(Version("2.9"), True, "npu", Version("8.1"), "aarch64", "linux")
+    assert npu.backend_tag == "cann81"
+    assert best_variant(["torch29-cxx11-cann81-aarch64-linux", "torch-npu"], npu) == (
+        "torch29-cxx11-cann81-aarch64-linux"
+    )
+    assert not judge_variant("torch29-cxx11-cann80-aarch64-linux", npu).accepted
+    old_mac = Platform(
+        Version("2.9"), True, "metal", None, "aarch64", "darwin", macos_version=Version("15.5")
+    )
+    verdict = judge_variant("torch29-metal-aarch64-darwin", old_mac)
+    assert not verdict.accepted and "macOS 26" in verdict.reason
+
+
+def test_verdicts_are_0172_types() -> None:
+    from kernels import VariantAccepted, VariantRejected
+
+    ranked = rank_variants(["torch-cuda", "torch-universal"], CPU)
+    assert isinstance(ranked[0], VariantAccepted) and isinstance(ranked[1], VariantRejected)
+    assert ranked[0].variant.variant_str == "torch-universal"
+    assert ranked[1].variant.variant_str == "torch-cuda" and "cuda" in ranked[1].reason
 
 
 def test_rejections_say_why() -> None:
@@ -56,7 +124,7 @@ def test_rejections_say_why() -> None:
     assert "rocm" in reasons["torch211-cxx11-rocm71-x86_64-linux"]
     assert "aarch64" in reasons["torch211-cxx11-cu130-aarch64-linux"]
     assert "darwin" in reasons["torch29-metal-aarch64-darwin"]
-    assert "not supported" in reasons["tvm-ffi01-cu130-x86_64-linux"]
+    assert "apache-tvm-ffi" in reasons["tvm-ffi01-cu130-x86_64-linux"]
     assert "cpu" in reasons["torch-cpu"]
 
 

@@ -11,7 +11,9 @@ sources under ``csrc/`` (none for a pure-PyTorch kernel) and the Python package 
         _version.py             generated: ``__version__``
         <id>.abi3.so            compiled operators (absent for torch-universal kernels)
         <name>/__init__.py      compat package for loaders that ``import <name>`` from sys.path
-        metadata.json           name, id, version, license, python-depends, backend, digest
+        _depends.py             generated when the kernel has kernel-depends: their repo ids
+        metadata.json           name, id, version, license, python-depends, kernel-depends,
+                                backend, digest
 
 ``<id>`` (``_activation_1a2b3c4``) is a module name unique to the sources, version and backend; it is
 also the ``torch.ops`` namespace the library registers, so two versions of one kernel can live in one
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -58,6 +61,7 @@ __all__ = [
     "main",
     "publish_examples",
     "publish_kernel",
+    "repo_files",
     "variant_files",
 ]
 
@@ -71,7 +75,7 @@ BACKENDS = ("cpu", "cuda", "universal")
 # local GPU so that a build does not depend on the machine it ran on.
 DEFAULT_CUDA_ARCHS = "9.0"
 # Files the build writes into every variant; a kernel's own package may not ship them.
-GENERATED_MODULES = ("_ops.py", "_version.py")
+GENERATED_MODULES = ("_ops.py", "_version.py", "_depends.py")
 _VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+!_-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -80,6 +84,8 @@ EXAMPLE_KERNELS: dict[str, tuple[str, ...] | None] = {
     # kernel folder under examples/kernels (also the repo name) -> backends; None: the caller's
     "activation": None,
     "rmsnorm": ("universal",),
+    # Depends on <org>/rmsnorm (kernel-depends), so it is published after it.
+    "scaled-rmsnorm": ("universal",),
 }
 
 
@@ -97,6 +103,8 @@ class KernelSpec:
     license: str
     backends: tuple[str, ...]
     python_depends: tuple[str, ...]
+    kernel_depends: dict[str, dict[str, Any]]
+    """``[kernel-depends]``: a name the package uses -> ``{"repo-id", "version" | "revision"}``."""
     sources: dict[str, tuple[str, ...]]
     """Source files relative to ``directory``: ``common`` ones for every backend, plus per backend."""
 
@@ -120,6 +128,23 @@ def _str_list(value: object, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BuildError(f"{what} must be a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _kernel_depends(value: object, where: str) -> dict[str, dict[str, Any]]:
+    """Validate ``[kernel-depends]``: ``name = { repo-id = "org/name", version = N }`` entries."""
+    if not isinstance(value, dict):
+        raise BuildError(f"{where}: [kernel-depends] must be a table")
+    out: dict[str, dict[str, Any]] = {}
+    for name, dep in value.items():
+        key = f"{where}: kernel-depends.{name}"
+        if not isinstance(dep, dict) or not isinstance(dep.get("repo-id"), str):
+            raise BuildError(f"{key} needs a repo-id string")
+        if set(dep) - {"repo-id", "version", "revision"} or ("version" in dep) == (
+            "revision" in dep
+        ):
+            raise BuildError(f"{key} needs repo-id and exactly one of version and revision")
+        out[str(name)] = dict(dep)
+    return out
 
 
 def load_spec(kernel_dir: Path) -> KernelSpec:
@@ -158,6 +183,7 @@ def load_spec(kernel_dir: Path) -> KernelSpec:
         license=str(data.get("license", "apache-2.0")),
         backends=backends,
         python_depends=_str_list(data.get("python-depends", []), f"{toml_path}: python-depends"),
+        kernel_depends=_kernel_depends(data.get("kernel-depends", {}), f"{toml_path}"),
         sources=sources,
     )
     if spec.universal and sources:
@@ -271,6 +297,7 @@ def build_variant(
     backend: str = "cpu",
     version: str | None = None,
     verbose: bool = False,
+    kernel_depends: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """Build ``kernel_dir`` for ``backend`` and return the variant folder ``.../build/<variant>``.
 
@@ -281,11 +308,17 @@ def build_variant(
 
     The result is cached under ``$KERNELS_BUILD_CACHE`` by a hash of the kernel's files, the
     version, the backend, the variant, torch's and Python's versions, the CUDA archs and this
-    script: a repeated call returns the same path in milliseconds. A folder that exists is complete
+    script: a repeated call returns the same path in milliseconds. ``kernel_depends`` replaces
+    entries of ``[kernel-depends]`` by name (to point them at other repos, as tests do). A folder that exists is complete
     (it is built elsewhere and renamed into place), and concurrent builders of one key wait on a
     file lock instead of racing. Do not modify the returned folder. Raises :class:`BuildError`.
     """
     spec = load_spec(kernel_dir)
+    if kernel_depends:
+        unknown = sorted(set(kernel_depends) - set(spec.kernel_depends))
+        if unknown:
+            raise BuildError(f"{spec.name} has no kernel-depends named {unknown}")
+        spec = dataclasses.replace(spec, kernel_depends={**spec.kernel_depends, **kernel_depends})
     version = _check_version(version or spec.version)
     backend = _resolve_backend(spec, backend)
     variant = _variant_name(backend)
@@ -295,6 +328,9 @@ def build_variant(
             f"(variant {variant})"
         )
     sources_digest = _sources_digest(spec.directory)
+    if spec.kernel_depends:  # other dependencies make other code (_depends.py): another id
+        deps = json.dumps(spec.kernel_depends, sort_keys=True)
+        sources_digest = hashlib.sha256(f"{sources_digest}\0{deps}".encode()).hexdigest()
     kid = _id_for(spec, sources_digest, version, backend)
     archs = _cuda_archs() if backend == "cuda" else []
     key_material = {
@@ -381,6 +417,13 @@ def _assemble(
     (out / "_version.py").write_text(
         f'"""Generated by build.py."""\n\n__version__ = {version!r}\n', encoding="utf-8"
     )
+    if spec.kernel_depends:
+        repo_ids = {name: dep["repo-id"] for name, dep in sorted(spec.kernel_depends.items())}
+        (out / "_depends.py").write_text(
+            '"""Generated by build.py: the repos of kernel-depends, by name (for get_kernel_dep)."""'
+            f"\n\nREPO_IDS = {repo_ids!r}\n",
+            encoding="utf-8",
+        )
     compat = out / spec.module_name
     compat.mkdir()
     (compat / "__init__.py").write_text(_compat_source(kid, spec.module_name), encoding="utf-8")
@@ -394,6 +437,7 @@ def _assemble(
         "version": version,
         "license": spec.license,
         "python-depends": list(spec.python_depends),
+        "kernel-depends": [dep for _, dep in sorted(spec.kernel_depends.items())],
         "backend": backend_meta,
         "digest": {
             "algorithm": "sha256",
@@ -603,8 +647,11 @@ def publish_kernel(
     tags: Sequence[str] = (),
     token: str | None = None,
     also_main: bool = True,
+    extra_files: dict[str, Path] | None = None,
 ) -> str:
     """Upload built variants to the kernel repo ``repo_id`` on the Hub at ``endpoint``.
+
+    ``extra_files`` (path in the repo -> local file) are committed too (benchmark scripts, say).
 
     Creates the repo (type ``kernel``) if needed, then makes one commit on ``main`` (when
     ``also_main``) that puts each variant folder at ``build/<variant>/`` (replacing that variant's
@@ -638,6 +685,7 @@ def publish_kernel(
     existing_tags = {t.name: t.target_commit for t in refs.tags}
 
     uploads = {f"build/{d.name}/{rel}": d / rel for d in dirs for rel in variant_files(d)}
+    uploads.update(extra_files or {})
 
     def commit_to(revision: str) -> str:
         present = (
@@ -708,7 +756,8 @@ def publish_examples(
     """Build and publish the example kernels to the Hub at ``endpoint``; return repo id -> commit.
 
     ``<org>/activation`` (``kernels-community/activation``) gets one variant per backend in
-    ``backends``, and ``<org>/rmsnorm`` its ``torch-universal`` variant; each goes to ``main`` and
+    ``backends`` (and its ``benchmarks/``), ``<org>/rmsnorm`` and ``<org>/scaled-rmsnorm`` (which
+    depends on ``<org>/rmsnorm``) their ``torch-universal`` variant; each goes to ``main`` and
     to branch ``v1``, tagged ``v<version>`` (``v0.1.0``). Calling it again republishes the same
     builds (new commits; the branch and tags move along).
     """
@@ -716,12 +765,36 @@ def publish_examples(
     for folder, fixed_backends in EXAMPLE_KERNELS.items():
         kernel_dir = EXAMPLES_DIR / folder
         spec = load_spec(kernel_dir)
-        variant_dirs = [build_variant(kernel_dir, backend=b) for b in (fixed_backends or backends)]
+        # Dependencies on kernels-community/<name> point at <org>/<name>, published just before.
+        deps = {
+            name: {**dep, "repo-id": f"{org}/{dep['repo-id'].split('/', 1)[1]}"}
+            for name, dep in spec.kernel_depends.items()
+            if dep["repo-id"].startswith(f"{EXAMPLE_ORG}/")
+        }
+        variant_dirs = [
+            build_variant(kernel_dir, backend=b, kernel_depends=deps)
+            for b in (fixed_backends or backends)
+        ]
         repo_id = f"{org}/{spec.name}"
         commits[repo_id] = publish_kernel(
-            endpoint, repo_id, variant_dirs, branch="v1", tags=(f"v{spec.version}",), token=token
+            endpoint,
+            repo_id,
+            variant_dirs,
+            branch="v1",
+            tags=(f"v{spec.version}",),
+            token=token,
+            extra_files=repo_files(kernel_dir),
         )
     return commits
+
+
+def repo_files(kernel_dir: Path) -> dict[str, Path]:
+    """Files of a kernel folder published beside ``build/``: its ``benchmarks/`` scripts (which
+    ``kernels benchmark`` runs), by path in the repo."""
+    bench = Path(kernel_dir) / "benchmarks"
+    if not bench.is_dir():
+        return {}
+    return {f"benchmarks/{p.relative_to(bench).as_posix()}": p for p in _tree_files(bench)}
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -765,7 +838,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--no-main", action="store_true", help="do not commit to main")
     publish.add_argument("--token", default=None, help="default: huggingface_hub's (HF_TOKEN)")
 
-    examples = sub.add_parser("publish-examples", help="publish activation and rmsnorm")
+    examples = sub.add_parser(
+        "publish-examples", help="publish activation, rmsnorm and scaled-rmsnorm"
+    )
     examples.add_argument("--endpoint", default=endpoint_default, required=endpoint_default is None)
     examples.add_argument(
         "--backend", action="append", choices=("cpu", "cuda"), help="repeatable; default: cpu"
@@ -808,6 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tags=args.tag or [f"v{version}"],
                 token=args.token,
                 also_main=not args.no_main,
+                extra_files=repo_files(kernel_dir),
             )
             print(sha)
         else:

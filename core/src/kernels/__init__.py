@@ -18,6 +18,13 @@ _EXPORTS: dict[str, str] = {
     "get_loaded_kernels": "kernels.loader",
     "get_locked_kernel": "kernels.locked",
     "load_kernel": "kernels.locked",
+    "get_kernel_dep": "kernels.kerneldeps",
+    "LoadedKernel": "kernels.importer",
+    "RepoInfo": "kernels.importer",
+    "Metadata": "kernels.metadata",
+    "VariantAccepted": "kernels.variants",
+    "VariantRejected": "kernels.variants",
+    "Benchmark": "kernels.benchmark",
     "KernelsError": "kernels.errors",
     "ConfigError": "kernels.errors",
     "LockfileError": "kernels.errors",
@@ -55,6 +62,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
+    from kernels.benchmark import Benchmark
     from kernels.errors import (
         ConfigError,
         FileSystemError,
@@ -71,6 +79,8 @@ if TYPE_CHECKING:
         NotInCacheError,
         ResolutionError,
     )
+    from kernels.importer import LoadedKernel, RepoInfo
+    from kernels.kerneldeps import get_kernel_dep
     from kernels.layers import (
         CUDAProperties,
         Device,
@@ -100,6 +110,8 @@ if TYPE_CHECKING:
         install_kernel,
     )
     from kernels.locked import get_locked_kernel, load_kernel
+    from kernels.metadata import Metadata
+    from kernels.variants import VariantAccepted, VariantRejected
 
 
 def _version() -> str:

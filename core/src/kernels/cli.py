@@ -33,6 +33,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         latency_ms=args.latency_ms,
+        trusted_orgs=args.trust_org,
         rate_limit=args.rate_limit,
     )
     return 0
@@ -62,7 +63,17 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from kernels.project import check_command
 
-    return check_command(Path(args.dir))
+    target = Path(args.dir)
+    if not target.is_dir() and args.dir.count("/") == 1 and not args.dir.startswith((".", "/")):
+        # kernels 0.17's `check REPO` checked a kernel's ABI; that is kernel-builder's job now.
+        print(
+            f"error: `kernels check` checks that DIR/kernels.lock is up to date, and {args.dir} "
+            "is not a folder; to check a kernel repository's ABI compliance (what "
+            "`kernels check REPO` did in kernels 0.17), use `kernel-builder check-abi`",
+            file=sys.stderr,
+        )
+        return 2
+    return check_command(target)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -98,7 +109,25 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from kernels.inspect import info_command
 
-    return info_command(args.repo_id, revision=args.revision, as_json=args.json)
+    return info_command(
+        args.repo_id, revision=args.revision, version=args.kernel_version, as_json=args.json
+    )
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from kernels.benchrun import benchmark_command
+
+    return benchmark_command(
+        args.repo_id,
+        revision=args.revision,
+        version=args.kernel_version,
+        iterations=args.iterations,
+        warmup=args.warmup,
+        as_json=args.json,
+        output=Path(args.output) if args.output else None,
+        visual=Path(args.visual) if args.visual else None,
+        trust_remote_code=args.trust_remote_code,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer at most N requests per second (bursts of one second's worth); beyond, "
         "429 with Retry-After, as the Hub does",
     )
+    p.add_argument(
+        "--trust-org",
+        action="append",
+        default=[],
+        metavar="ORG",
+        help="mark ORG as a trusted kernel publisher (repeatable; '*': every organisation; "
+        "also read from ROOT/trusted-orgs)",
+    )
 
     p = add("lock", "Resolve [tool.kernels.dependencies] and write DIR/kernels.lock.", _cmd_lock)
     p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
@@ -152,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "check",
-        "Exit 1 when DIR/kernels.lock does not match the dependencies (offline).",
+        "Exit 1 when DIR/kernels.lock does not match the dependencies (offline). Not the ABI "
+        "check of kernels 0.17 (`kernel-builder check-abi` does that).",
         _cmd_check,
     )
     p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (default: .)")
@@ -198,19 +236,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add(
-        "versions", "List the versions (tags and vN branches) a kernel repo offers.", _cmd_versions
+        "versions",
+        "List the versions (tags and vN branches) a kernel repo offers, with each one's build "
+        "variants.",
+        _cmd_versions,
     )
     p.add_argument("repo_id", metavar="REPO", help="org/name")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add(
         "info",
-        "Show a kernel repo's build variants and which one this interpreter loads.",
+        "Show a kernel's metadata, its build variants and which one this interpreter loads.",
         _cmd_info,
     )
-    p.add_argument("repo_id", metavar="REPO", help="org/name")
+    p.add_argument(
+        "repo_id", metavar="REPO|PATH", help="org/name, or a local kernel repo or variant folder"
+    )
     p.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    p.add_argument(
+        "--version", dest="kernel_version", type=int, default=None, help="branch vN (int)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = add(
+        "benchmark",
+        "Run a kernel repo's benchmarks/benchmark*.py scripts and report the timings.",
+        _cmd_benchmark,
+    )
+    p.add_argument(
+        "repo_id",
+        metavar="REPO|PATH",
+        help="org/name (org/name@REV also works), or a local kernel folder",
+    )
+    p.add_argument("--revision", "--branch", default=None, help="branch, tag or commit")
+    p.add_argument(
+        "--version", dest="kernel_version", type=int, default=None, help="branch vN (int)"
+    )
+    p.add_argument("--iterations", type=int, default=100, help="timed calls per workload")
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls first")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--output", default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.add_argument(
+        "--visual", default=None, metavar="BASE", help="draw a PNG bar chart to BASE.png"
+    )
+    p.add_argument(
+        "--rasterized",
+        action="store_true",
+        help="accepted for kernels 0.17 scripts: the chart is always a PNG",
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="load the kernel even if its publisher is not trusted",
+    )
     return parser
 
 

@@ -27,7 +27,7 @@ ACCEPTED_FORMS = (
     "an int N (branch vN), a version specifier string such as '>=0.1,<0.2', "
     "or a table { version = ... } or { revision = ... }"
 )
-KNOWN_KEYS = {"dependencies", "missing-lock"}
+KNOWN_KEYS = {"dependencies", "missing-lock", "trust-remote-code"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ class KernelsConfig:
     dependencies: dict[str, Dependency]
     missing_lock: str = "error"
     """What build hooks do when ``kernels.lock`` is missing: ``error`` or ``warn``."""
+    trust_remote_code: bool | list[str] = False
+    """Repos ``kernels lock`` may lock although their publisher is not trusted (``True``: all)."""
 
 
 def read_pyproject_text(path: Path) -> str:
@@ -166,4 +168,17 @@ def read_config(project_dir: Path) -> KernelsConfig:
         raise ConfigError(
             f"{path}: [tool.kernels] missing-lock must be 'error' or 'warn', got {missing!r}"
         )
-    return KernelsConfig(path=path, dependencies=dict(sorted(deps.items())), missing_lock=missing)
+    trust = table.get("trust-remote-code", False)
+    if not isinstance(trust, bool) and not (
+        isinstance(trust, list) and all(isinstance(t, str) for t in trust)
+    ):
+        raise ConfigError(
+            f"{path}: [tool.kernels] trust-remote-code must be true, false or a list of "
+            f"'org/name' repo ids, got {trust!r}"
+        )
+    return KernelsConfig(
+        path=path,
+        dependencies=dict(sorted(deps.items())),
+        missing_lock=missing,
+        trust_remote_code=trust,
+    )

@@ -54,6 +54,30 @@ class MissingDependencyError(KernelsError, ImportError):
     """A package the kernel needs (torch, or one of its ``python-depends``) is not installed."""
 
 
+class UntrustedKernelError(KernelsError, ValueError):
+    """A repository's organisation is not a trusted kernel publisher and the call did not opt in."""
+
+
+class UnsupportedDeviceError(KernelsError, RuntimeError):
+    """A build variant's declared architectures do not cover this machine's GPU."""
+
+
+class KernelsVersionError(KernelsError, RuntimeError):
+    """A kernel needs a newer release of this library (``kernels-minver`` in its metadata)."""
+
+
+class UnknownDependencyError(KernelsError, ValueError):
+    """A kernel's ``python-depends`` names a package outside the allowlist."""
+
+
+class DependencyCycleError(KernelsError, ValueError):
+    """Kernels depend on each other in a cycle."""
+
+
+class KernelDependencyError(KernelsError, RuntimeError):
+    """``get_kernel_dep`` was called outside a kernel's import, or for a kernel it does not declare."""
+
+
 class LayerError(KernelsError, ValueError):
     """A hub layer is missing from its kernel, or no mapping or mode serves a marked layer."""
 

@@ -372,3 +372,15 @@ def finish_variant(rc: RepoCache, commit: str, variant: str, files: dict[str, Re
         )
     check_interrupted()  # Ctrl-C since: the record is not written
     rc.mark_complete(commit, variant, record)
+
+
+def fetch_file(
+    rc: RepoCache, commit: str, f: RemoteFile, *, user_agent: str | dict[str, str] | None = None
+) -> Path:
+    """Download one listed file into the blob store (verified against its content id) and return
+    the blob's path; a verified blob already there costs nothing. ``ensure_variant`` later reuses it.
+    """
+    # Silent: the file is counted (as already there) when its variant is downloaded.
+    batch = _Batch(rc, commit, user_agent, Progress(), time.monotonic(), threading.Event())
+    _download_one(batch, f)
+    return rc.blob(f.digest)

@@ -3,7 +3,9 @@
 The module name is the kernel's ``metadata.json`` ``id`` (a unique identifier that is also its
 ``torch.ops`` namespace); relative imports inside the kernel work because the folder is registered as
 a package. The same folder imported twice returns the same module; two different folders that claim
-one id get distinct names, so two versions of a kernel can live in one process.
+one id get distinct names, so two versions of a kernel can live in one process. The kernels a kernel
+depends on are passed in as ``deps`` and reachable through :func:`kernels.get_kernel_dep` while its
+package runs.
 """
 
 from __future__ import annotations
@@ -21,20 +23,44 @@ from types import ModuleType
 from typing import Any
 
 from kernels.errors import KernelsError
+from kernels.metadata import Metadata
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
-class LoadedKernel:
-    """A kernel module this process imported, and where from."""
+class RepoInfo:
+    """Where a loaded kernel came from: the Hub repository and the commit it was loaded at."""
 
-    module_name: str
-    path: Path
-    repo_id: str | None
-    commit: str | None
-    variant: str | None
+    repo_id: str
+    revision: str
+    """The commit id (0.17.2 gives the requested revision for ``revision=`` loads)."""
+
+
+@dataclass(frozen=True)
+class LoadedKernel:
+    """A kernel module this process imported, and where from.
+
+    ``metadata``, ``module`` and ``repo_info`` are 0.17.2's fields (``repo_info`` is ``None`` for a
+    kernel imported from a local folder); the others are this library's.
+    """
+
+    metadata: Metadata
     module: ModuleType
+    repo_info: RepoInfo | None
+    module_name: str = ""
+    path: Path = Path()
+    variant: str | None = None
+
+    @property
+    def repo_id(self) -> str | None:
+        """The Hub repository, or ``None`` for a local folder."""
+        return self.repo_info.repo_id if self.repo_info else None
+
+    @property
+    def commit(self) -> str | None:
+        """The commit it was loaded at, or ``None`` for a local folder."""
+        return self.repo_info.revision if self.repo_info else None
 
 
 _loaded: dict[Path, LoadedKernel] = {}
@@ -78,14 +104,23 @@ def import_folder(
     repo_id: str | None = None,
     commit: str | None = None,
     variant: str | None = None,
+    deps: dict[str, ModuleType] | None = None,
+    metadata: Metadata | None = None,
 ) -> ModuleType:
-    """Import the kernel package in ``folder`` (once per process) and return the module."""
+    """Import the kernel package in ``folder`` (once per process) and return the module.
+
+    ``deps`` (repo id -> module) are what ``get_kernel_dep`` returns during the import.
+    """
+    from kernels.kerneldeps import providing
+
     folder = Path(os.path.abspath(folder))
     with _import_lock:
         hit = _loaded.get(folder)
         if hit is not None:
             return hit.module
         meta = read_metadata(folder)
+        if metadata is None:
+            metadata = Metadata.from_json(meta, where=str(folder / "metadata.json"))
         name = meta.get("name") if isinstance(meta.get("name"), str) else None
         pkg = _package_dir(folder, name)
         wanted = meta.get("id")
@@ -102,7 +137,8 @@ def import_folder(
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            with providing(deps or {}):
+                spec.loader.exec_module(module)
         except BaseException as err:
             for key in [
                 k for k in sys.modules if k == module_name or k.startswith(module_name + ".")
@@ -115,7 +151,8 @@ def import_folder(
                     f"installed in this interpreter ({sys.executable}); install torch"
                 ) from None
             raise
-        _loaded[folder] = LoadedKernel(module_name, folder, repo_id, commit, variant, module)
+        info = RepoInfo(repo_id, commit) if repo_id is not None and commit is not None else None
+        _loaded[folder] = LoadedKernel(metadata, module, info, module_name, folder, variant)
         return module
 
 

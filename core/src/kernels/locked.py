@@ -3,7 +3,8 @@
 Both use the locked commit and verify the variant's files against the lock's hash before importing
 (a changed byte is refused, naming the file). ``load_kernel`` never touches the network. Entries from
 upstream 0.17 locks carry no hashes: they load by commit, checked only against the listing's content
-ids at download time.
+ids at download time. Kernels a locked kernel depends on load first, at the commits the lock records
+for them (``depends`` of its entry).
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from types import ModuleType
 
 from kernels.errors import IntegrityError, KernelsError, LockfileError, NotInCacheError
 from kernels.importer import import_folder
-from kernels.lockfile import LockedKernel, parse_lock, read_lock
+from kernels.kerneldeps import load_dependencies
+from kernels.lockfile import Lock, LockedKernel, parse_lock, read_lock
+from kernels.metadata import KernelDependency
+from kernels.trust import TrustRemoteCode, validate_trust_remote_code
 
 
-def _locate(repo_id: str, lockfile: str | Path | None) -> tuple[LockedKernel, Path | None]:
-    """The lock entry for ``repo_id`` and the project folder its lock belongs to (if known)."""
+def _locate(repo_id: str, lockfile: str | Path | None) -> tuple[Lock, LockedKernel, Path | None]:
+    """The lock, its entry for ``repo_id`` and the project folder it belongs to (if known)."""
     if lockfile is not None:
-        return read_lock(Path(lockfile)).get(repo_id), Path(lockfile).parent
+        lock = read_lock(Path(lockfile))
+        return lock, lock.get(repo_id), Path(lockfile).parent
     from kernels.distmeta import find_caller, lock_for_caller
 
     caller = find_caller()
@@ -34,12 +39,13 @@ def _locate(repo_id: str, lockfile: str | Path | None) -> tuple[LockedKernel, Pa
             f"no kernels.lock found for module {caller.module!r}: install its project (the build "
             f"embeds kernels.lock in the package metadata) or pass lockfile={where}"
         )
-    return parse_lock(found.text, where=found.where).get(repo_id), found.project
+    lock = parse_lock(found.text, where=found.where)
+    return lock, lock.get(repo_id), found.project
 
 
 def locked_entry(repo_id: str, lockfile: str | Path | None) -> LockedKernel:
     """The lock entry for ``repo_id`` from ``lockfile`` or from the calling package's metadata."""
-    return _locate(repo_id, lockfile)[0]
+    return _locate(repo_id, lockfile)[1]
 
 
 def download_hint(project: Path | None) -> str:
@@ -60,9 +66,14 @@ def load_entry(
     cache_only: bool,
     hint: str,
     user_agent: str | dict[str, str] | None = None,
+    trust_remote_code: TrustRemoteCode | None = None,
+    lock: Lock | None = None,
+    chain: tuple[str, ...] = (),
 ) -> ModuleType:
-    """Import the kernel ``entry`` pins, verified against its hash; download it unless
-    ``cache_only`` (then a miss names ``hint``, the command that fills the cache)."""
+    """Import the kernel ``entry`` pins, verified against its hash, after the locked kernels it
+    depends on (found in its ``depends``, else in ``lock``); download it unless ``cache_only``
+    (then a miss names ``hint``, the command that fills the cache). ``trust_remote_code=None``
+    checks no publisher."""
     from kernels.cache import RepoCache
     from kernels.loader import choose_variant, install
     from kernels.verify import verify_variant
@@ -81,6 +92,7 @@ def load_entry(
             expected_hash=expected,
             cache_only=cache_only,
             user_agent=user_agent,
+            trust_remote_code=trust_remote_code,
         )
     except NotInCacheError:
         rc = RepoCache(entry.repo_id, entry.repo_type or "kernel")
@@ -99,7 +111,29 @@ def load_entry(
         verify_variant(
             RepoCache(entry.repo_id, inst.repo_type), inst.commit, inst.variant, expected
         )
-    return import_folder(inst.path, repo_id=entry.repo_id, commit=inst.commit, variant=inst.variant)
+
+    def one(dep: KernelDependency, sub: tuple[str, ...]) -> ModuleType:
+        dep_entry = (lock or Lock({})).dependency(entry, dep.repo_id, dep.spec())
+        return load_entry(
+            dep_entry,
+            backend=backend,
+            cache_only=cache_only,
+            hint=hint,
+            user_agent=user_agent,
+            trust_remote_code=trust_remote_code,
+            lock=lock,
+            chain=sub,
+        )
+
+    deps = load_dependencies(inst.metadata, chain=chain or (entry.repo_id,), load_one=one)
+    return import_folder(
+        inst.path,
+        repo_id=entry.repo_id,
+        commit=inst.commit,
+        variant=inst.variant,
+        deps=deps,
+        metadata=inst.metadata,
+    )
 
 
 def _locked(
@@ -109,15 +143,18 @@ def _locked(
     backend: str | None,
     cache_only: bool,
     user_agent: str | dict[str, str] | None = None,
+    trust_remote_code: TrustRemoteCode | None = None,
 ) -> ModuleType:
     try:
-        entry, project = _locate(repo_id, lockfile)
+        lock, entry, project = _locate(repo_id, lockfile)
         return load_entry(
             entry,
             backend=backend,
             cache_only=cache_only,
             hint=download_hint(project),
             user_agent=user_agent,
+            trust_remote_code=trust_remote_code,
+            lock=lock,
         )
     except KernelsError:
         # Raised at import time of the caller's package, a traceback hides the one line that
@@ -131,7 +168,8 @@ def _locked(
 def load_kernel(
     repo_id: str, *, lockfile: str | Path | None = None, backend: str | None = None
 ) -> ModuleType:
-    """Import the locked kernel from the cache only; never makes a request.
+    """Import the locked kernel (and the locked kernels it depends on) from the cache only; never
+    makes a request, and checks no publisher (the lock is that decision).
 
     Fails with :class:`~kernels.errors.NotInCacheError` naming the download command (``kernels
     download``, or the project's tool's: ``uv run kernels download``, ``pdm kernels download``, ...)
@@ -146,11 +184,19 @@ def get_locked_kernel(
     *,
     lockfile: str | Path | None = None,
     backend: str | None = None,
-    trust_remote_code: bool | list[str] = False,
+    trust_remote_code: TrustRemoteCode = False,
     user_agent: str | dict[str, str] | None = None,
 ) -> ModuleType:
     """Import the locked kernel, downloading the locked commit's variant first when needed.
 
     ``trust_remote_code`` has the meaning it has for :func:`~kernels.get_kernel`.
     """
-    return _locked(repo_id, lockfile, backend=backend, cache_only=False, user_agent=user_agent)
+    trc = validate_trust_remote_code(trust_remote_code)
+    return _locked(
+        repo_id,
+        lockfile,
+        backend=backend,
+        cache_only=False,
+        user_agent=user_agent,
+        trust_remote_code=trc,
+    )

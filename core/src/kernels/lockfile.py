@@ -17,6 +17,9 @@ change::
       "lock-version": 1
     }
 
+A kernel that depends on other kernels (``kernel-depends`` in its metadata) carries their entries,
+of the same form, under ``"depends": {"org/dep": {...}}``.
+
 Upstream <= 0.16 wrote ``[{"repo_id", "sha", "variants": {v: {"hash", "hash_type"}}}]`` and 0.17
 ``[{"dependency": {"repo-id", "version"|"revision"}, "lock": {"commit"}}]`` (no hashes: such entries
 load unverified by hash, only by the listing's content ids).
@@ -50,6 +53,8 @@ class LockedKernel:
     """Variant name -> ``sha256-<hex>`` hash; empty for upstream 0.17 locks (no hashes)."""
     ref: str | None = None
     repo_type: str | None = None
+    depends: dict[str, LockedKernel] = field(default_factory=dict)
+    """The locked kernels this one depends on (``kernel-depends``), by repo id."""
 
     def to_json(self) -> dict[str, Any]:
         """Our on-disk form of the entry."""
@@ -62,7 +67,16 @@ class LockedKernel:
             d["ref"] = self.ref
         if self.repo_type is not None:
             d["repo-type"] = self.repo_type
+        if self.depends:
+            d["depends"] = {r: k.to_json() for r, k in sorted(self.depends.items())}
         return d
+
+    def tree(self) -> list[LockedKernel]:
+        """This entry and, recursively, the entries it depends on (depth first)."""
+        out = [self]
+        for dep in self.depends.values():
+            out.extend(dep.tree())
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,14 +89,30 @@ class Lock:
     """``kernels-1`` (ours), ``upstream-0.16`` or ``upstream-0.17``."""
 
     def get(self, repo_id: str) -> LockedKernel:
-        """The entry for ``repo_id``; raise ``LockfileError`` naming the lock and what it holds."""
+        """The entry for ``repo_id`` (a dependency of the project, else of one of its kernels);
+        raise ``LockfileError`` naming the lock and what it holds."""
         entry = self.kernels.get(repo_id)
+        if entry is None:
+            nested = [e for top in self.kernels.values() for e in top.tree()[1:]]
+            entry = next((e for e in nested if e.repo_id == repo_id), None)
         if entry is None:
             held = ", ".join(sorted(self.kernels)) or "nothing"
             where = self.path or "the lock"
             raise LockfileError(
                 f"{repo_id} is not in {where} (it locks: {held}); add it to "
                 "[tool.kernels.dependencies] and run `kernels lock`"
+            )
+        return entry
+
+    def dependency(self, parent: LockedKernel, repo_id: str, spec: dict[str, Any]) -> LockedKernel:
+        """The entry locking ``repo_id`` (asked for with ``spec``) as a dependency of ``parent``:
+        ``parent``'s own ``depends``, else (upstream locks are flat) the lock's entry for it."""
+        entry = parent.depends.get(repo_id) or self.kernels.get(repo_id)
+        if entry is None or (entry.spec and entry.spec != spec):
+            where = self.path or "the lock"
+            raise LockfileError(
+                f"{parent.repo_id} depends on {repo_id} {spec}, which {where} does not lock; "
+                f"run `kernels lock --upgrade {parent.repo_id}` to lock the kernels it depends on"
             )
         return entry
 
@@ -135,13 +165,17 @@ def _parse_ours(doc: dict[str, Any], where: str) -> dict[str, LockedKernel]:
     kernels = doc.get("kernels")
     if not isinstance(kernels, dict):
         raise _fail(where, "'kernels' must be an object")
+    return _parse_entries(kernels, f"{where} kernels")
+
+
+def _parse_entries(kernels: dict[str, Any], path: str) -> dict[str, LockedKernel]:
     out: dict[str, LockedKernel] = {}
     for repo_id, e in kernels.items():
-        w = f"{where} kernels[{repo_id!r}]"
+        w = f"{path}[{repo_id!r}]"
         _repo(repo_id, w)
         if not isinstance(e, dict):
             raise _fail(w, "entry must be an object")
-        unknown = sorted(set(e) - {"commit", "spec", "variants", "ref", "repo-type"})
+        unknown = sorted(set(e) - {"commit", "spec", "variants", "ref", "repo-type", "depends"})
         if unknown:
             raise _fail(w, f"unknown field(s) {', '.join(unknown)}")
         spec = e.get("spec", {})
@@ -164,8 +198,12 @@ def _parse_ours(doc: dict[str, Any], where: str) -> dict[str, LockedKernel]:
             raise _fail(w, "ref must be a string")
         if repo_type not in (None, "kernel", "model"):
             raise _fail(w, f"repo-type must be 'kernel' or 'model', got {repo_type!r}")
+        depends = e.get("depends", {})
+        if not isinstance(depends, dict):
+            raise _fail(w, "depends must be an object of 'org/name' entries")
+        nested = _parse_entries(depends, f"{w} depends")
         out[repo_id] = LockedKernel(
-            repo_id, _commit(e.get("commit"), w), spec, hashes, ref, repo_type
+            repo_id, _commit(e.get("commit"), w), spec, hashes, ref, repo_type, nested
         )
     return out
 

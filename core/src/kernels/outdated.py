@@ -89,7 +89,7 @@ def _pin(ref: str | None, commit: str | None) -> str:
 
 def outdated_command(project_dir: Path, *, as_json: bool) -> int:
     """Print :func:`outdated` as a table or JSON; exit 1 when a dependency could not be resolved."""
-    from kernels.inspect import _table
+    from kernels.inspect import text_table
 
     rows = outdated(project_dir)
     failed = [r for r in rows if r.status == "error"]
@@ -113,7 +113,7 @@ def outdated_command(project_dir: Path, *, as_json: bool) -> int:
             ]
             for r in rows
         ]
-        print(_table(table, ["kernel", "spec", "locked", "newest", "status"]))
+        print(text_table(table, ["kernel", "spec", "locked", "newest", "status"]))
         if any(r.status in ("outdated", "not locked") for r in rows):
             from kernels_lockembed import tool_command
 

@@ -18,7 +18,11 @@ from packaging.version import Version
 
 from kernels.errors import InvalidArgumentError, MissingDependencyError
 
-BACKENDS = ("cuda", "rocm", "xpu", "cpu", "metal", "npu")
+BACKENDS = ("cuda", "rocm", "xpu", "cpu", "metal", "npu", "neuron", "tpu")
+
+# Device plugins that make torch another backend when installed (torch autoloads them); found
+# without importing anything, in the order 0.17.2 checks them.
+_PLUGIN_BACKENDS = (("torch_tpu", "tpu"), ("torch_neuronx", "neuron"))
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class Platform:
     """``x86_64`` or ``aarch64``."""
     os: str
     """``linux``, ``darwin`` or ``windows``."""
+    tvm_ffi_version: Version | None = None
+    """Major.minor of the installed ``apache-tvm-ffi``, for ``tvm-ffi...`` variants."""
+    free_threaded: bool = False
+    """A free-threaded (no GIL) CPython before 3.15, which cannot load compiled (ABI3) builds."""
+    macos_version: Version | None = None
 
     @property
     def torch_tag(self) -> str:
@@ -43,10 +52,12 @@ class Platform:
 
     @property
     def backend_tag(self) -> str:
-        """``cu130``, ``rocm71``, ``xpu20253``, ``cpu`` or ``metal``."""
+        """``cu130``, ``rocm71``, ``xpu20253``, ``cann81``, ``cpu``, ``metal``, ``neuron``, ``tpu``."""
         v = self.backend_version
         if self.backend == "cuda" and v is not None:
             return f"cu{v.major}{v.minor}"
+        if self.backend == "npu" and v is not None:
+            return f"cann{v.major}{v.minor}"
         if self.backend == "rocm" and v is not None:
             return f"rocm{v.major}{v.minor}"
         if self.backend == "xpu" and v is not None:
@@ -118,6 +129,66 @@ def _parse_version(text: object) -> Version | None:
         return None
 
 
+def _torch_live_backend(torch: object) -> str | None:
+    """The plugin backend of an imported torch (0.17.2's checks), or ``None``."""
+    if hasattr(getattr(torch, "backends", None), "tpu"):
+        return "tpu"
+    if hasattr(torch, "neuron"):
+        return "neuron"
+    return None
+
+
+def _plugin_backend() -> str | None:
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "version"):
+        return _torch_live_backend(torch)
+    for module, backend in _PLUGIN_BACKENDS:
+        if importlib.util.find_spec(module) is not None:
+            return backend
+    return None
+
+
+def _xpu_version(raw: object) -> Version | None:
+    """``torch.version.xpu`` is a oneAPI date such as ``20250301``: version 2025.3."""
+    text = str(raw)
+    if text.isdigit() and len(text) >= 6:
+        return Version(f"{text[:4]}.{int(text[4:6])}")
+    return _parse_version(text)
+
+
+def _npu_version() -> Version | None:
+    """CANN's version, from torch_npu (this imports torch: an NPU kernel needs it anyway)."""
+    try:
+        from torch_npu.utils.collect_env import get_cann_version  # type: ignore[import-not-found]
+
+        raw = str(get_cann_version())
+    except Exception:
+        return None
+    return _parse_version(raw)
+
+
+def _tvm_ffi_version() -> Version | None:
+    module = sys.modules.get("tvm_ffi")
+    if module is not None:
+        return _parse_version(getattr(module, "__version__", None))
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return _parse_version(version("apache-tvm-ffi"))
+    except PackageNotFoundError:
+        return None
+
+
+def _free_threaded() -> bool:
+    import sysconfig
+
+    return sys.version_info < (3, 15) and bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def _macos_version(os_name: str) -> Version | None:
+    return _parse_version(_platform.mac_ver()[0]) if os_name == "darwin" else None
+
+
 @cache
 def detect_platform(backend: str | None = None) -> Platform:
     """Describe the running interpreter; ``backend`` overrides the detected compute backend.
@@ -135,16 +206,23 @@ def detect_platform(backend: str | None = None) -> Platform:
     arch = _normalize_arch(_platform.machine())
     detected: str
     backend_version: Version | None = None
-    if info.get("cuda"):
+    plugin = _plugin_backend()
+    if plugin is not None:
+        detected = plugin
+    elif info.get("cuda"):
         detected, backend_version = "cuda", _parse_version(info["cuda"])
     elif info.get("hip"):
         detected, backend_version = "rocm", _parse_version(info["hip"])
     elif info.get("xpu"):
-        detected, backend_version = "xpu", _parse_version(info["xpu"])
+        detected, backend_version = "xpu", _xpu_version(info["xpu"])
     elif os_name == "darwin" and arch == "aarch64":
         detected = "metal"
+    elif importlib.util.find_spec("torch_npu") is not None:
+        detected = "npu"
     else:
         detected = "cpu"
+    if detected == "npu":
+        backend_version = _npu_version()
     if backend is not None and backend != detected:
         detected, backend_version = backend, None
     return Platform(
@@ -154,4 +232,7 @@ def detect_platform(backend: str | None = None) -> Platform:
         backend_version=backend_version,
         arch=arch,
         os=os_name,
+        tvm_ffi_version=_tvm_ffi_version(),
+        free_threaded=_free_threaded(),
+        macos_version=_macos_version(os_name),
     )

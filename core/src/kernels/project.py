@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -24,8 +25,10 @@ from kernels.cache import RepoCache
 from kernels.config import Dependency, read_config
 from kernels.errors import KernelsError, LockfileError
 from kernels.fetch import listing_hash, variant_files
+from kernels.hub import RemoteFile
 from kernels.interruptible import InterruptiblePool
 from kernels.lockfile import LOCK_NAME, Lock, LockedKernel, read_lock
+from kernels.metadata import KernelDependency
 from kernels.resolve import parse_specifier
 
 MAX_PARALLEL = 8
@@ -50,23 +53,80 @@ def _still_satisfies(dep: Dependency, entry: LockedKernel) -> bool:
     return False
 
 
-def lock_dependency(dep: Dependency) -> LockedKernel:
-    """Resolve one dependency and hash every variant from the tree listing (two requests)."""
+def kernel_depends_of(
+    rc: RepoCache, commit: str, files: list[RemoteFile], variants: Iterable[str]
+) -> list[KernelDependency]:
+    """The kernels the variants depend on, from one ``metadata.json`` per backend among them.
+
+    kernel-builder writes a kernel's ``kernel-depends`` per backend (its general dependencies plus
+    those of the backend), so every variant of one backend declares the same list: reading one per
+    backend (in parallel, kept in the cache) finds them all at a fraction of the requests. One spec
+    per repo, or a ``KernelsError`` naming the two variants that disagree.
+    """
+    from kernels.fetch import fetch_file
+    from kernels.loader import variant_metadata
+    from kernels.variants import variant_backend
+
+    one_per_backend: dict[str, str] = {}
+    for v in sorted(variants):
+        one_per_backend.setdefault(variant_backend(v) or v, v)
+    entries = {
+        v: e
+        for v in one_per_backend.values()
+        if (e := variant_files(files, v).get("metadata.json"))
+    }
+    distinct = list({e.digest: e for e in entries.values()}.values())
+    if distinct:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(distinct))) as pool:
+            list(pool.map(partial(fetch_file, rc, commit), distinct))
+    found: dict[str, tuple[KernelDependency, str]] = {}
+    for variant in sorted(entries):
+        for dep in variant_metadata(rc, commit, variant, files).kernel_depends:
+            prev = found.setdefault(dep.repo_id, (dep, variant))
+            if prev[0] != dep:
+                raise KernelsError(
+                    f"{rc.repo_id}@{commit[:12]}: build/{prev[1]} depends on {prev[0].describe()} "
+                    f"but build/{variant} on {dep.describe()}; one lock cannot hold both"
+                )
+    return [dep for dep, _ in found.values()]
+
+
+def lock_dependency(
+    dep: Dependency,
+    *,
+    trust_remote_code: bool | list[str] = False,
+    chain: tuple[str, ...] = (),
+) -> LockedKernel:
+    """Resolve one dependency, hash every variant from the tree listing, and lock the kernels its
+    variants depend on, recursively (two requests, plus one ``metadata.json`` per backend of its
+    variants when not in the cache, plus a trust check per organisation)."""
     from kernels.hub import list_files
+    from kernels.kerneldeps import load_dependencies
     from kernels.loader import variant_names
+    from kernels.metadata import Metadata
     from kernels.resolve import resolve
+    from kernels.trust import require_trusted
 
     resolved = resolve(dep.request(), fresh=True)
     files, repo_type = list_files(dep.repo_id, resolved.commit)
     rc = RepoCache(dep.repo_id, repo_type)
     rc.save_listing(resolved.commit, files)
+    require_trusted(rc, trust_remote_code, downloading=True)
     variants = {v: listing_hash(variant_files(files, v)) for v in variant_names(files)}
     if not variants:
         raise KernelsError(
             f"{dep.repo_id}@{resolved.commit[:12]} has no build variants under build/"
         )
+    needed = Metadata(kernel_depends=kernel_depends_of(rc, resolved.commit, files, variants))
+
+    def one(kd: KernelDependency, sub: tuple[str, ...]) -> LockedKernel:
+        spec = Dependency(kd.repo_id, version=kd.version, revision=kd.revision)
+        return lock_dependency(spec, trust_remote_code=trust_remote_code, chain=sub)
+
+    chain = chain or (f"{dep.repo_id} ({dep.describe()})",)
+    depends = load_dependencies(needed, chain=chain, load_one=one)
     return LockedKernel(
-        dep.repo_id, resolved.commit, dep.spec_json(), variants, resolved.ref, repo_type
+        dep.repo_id, resolved.commit, dep.spec_json(), variants, resolved.ref, repo_type, depends
     )
 
 
@@ -107,7 +167,13 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
         entry = old.kernels.get(repo) if old else None
         if entry and not upgrade_all and repo not in to_upgrade and _still_satisfies(dep, entry):
             entries[repo] = LockedKernel(
-                repo, entry.commit, dep.spec_json(), entry.variants, entry.ref, entry.repo_type
+                repo,
+                entry.commit,
+                dep.spec_json(),
+                entry.variants,
+                entry.ref,
+                entry.repo_type,
+                entry.depends,
             )
             result.kept.append(repo)
         else:
@@ -115,7 +181,11 @@ def lock_project(project_dir: Path, *, upgrade: Iterable[str] | bool = False) ->
     errors: list[str] = []
     if todo:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(todo))) as pool:
-            futures = {dep.repo_id: pool.submit(lock_dependency, dep) for dep in todo}
+            trust = config.trust_remote_code
+            futures = {
+                dep.repo_id: pool.submit(lock_dependency, dep, trust_remote_code=trust)
+                for dep in todo
+            }
             for repo, fut in futures.items():
                 try:
                     entries[repo] = fut.result()
@@ -176,34 +246,56 @@ class DownloadResult:
 
     ok: dict[str, list[Path]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    unhashed: list[str] = field(default_factory=list)
+    """Entries without variant hashes (upstream 0.17 locks): checked against the listing only."""
 
 
 def variants_to_fetch(
     entry: LockedKernel, *, all_variants: bool, backend: str | None = None
-) -> list[str]:
-    """The locked variants to download: all of them, or the one this interpreter loads."""
-    from kernels.loader import choose_variant
+) -> list[str | None]:
+    """The variants of ``entry`` to download: all of them, or the one this interpreter loads.
 
-    if all_variants:
-        return sorted(entry.variants)
-    return [choose_variant(entry.repo_id, entry.commit, sorted(entry.variants), backend)]
+    ``None`` stands for "the best for this interpreter" of an entry that locks no variant names
+    (upstream 0.17); with ``all_variants`` such an entry's variants come from its cached listing.
+    """
+    from kernels.loader import choose_variant, listing_for, variant_names
+    from kernels.resolve import make_request, resolve
+
+    names: list[str | None]
+    if not entry.variants:
+        if not all_variants:
+            return [None]
+        resolved = resolve(make_request(entry.repo_id, revision=entry.commit))
+        names = [*variant_names(listing_for(resolved)[1])]
+    elif all_variants:
+        names = [*sorted(entry.variants)]
+    else:
+        names = [choose_variant(entry.repo_id, entry.commit, sorted(entry.variants), backend)]
+    return names
 
 
 def download_entry(
     entry: LockedKernel, *, all_variants: bool = False, backend: str | None = None
 ) -> list[Path]:
-    """Fetch one locked kernel's variant(s) into the cache, verified against the lock."""
+    """Fetch one locked kernel's variant(s), and those of the kernels it depends on, into the cache.
+
+    Files are verified against the lock's hash; for an entry without hashes (an upstream 0.17 lock)
+    each file is verified against the content id in the tree listing of the locked commit.
+    """
     from kernels.loader import install
 
     paths = []
-    for variant in variants_to_fetch(entry, all_variants=all_variants, backend=backend):
-        inst = install(
-            entry.repo_id,
-            revision=entry.commit,
-            variant=variant,
-            expected_hash=entry.variants[variant],
-        )
-        paths.append(inst.path)
+    for e in entry.tree():
+        for variant in variants_to_fetch(e, all_variants=all_variants, backend=backend):
+            inst = install(
+                e.repo_id,
+                revision=e.commit,
+                backend=backend,
+                variant=variant,
+                expected_hash=e.variants.get(variant) if variant else None,
+                check=False,
+            )
+            paths.append(inst.path)
     return paths
 
 
@@ -221,15 +313,10 @@ def download_locked(
     result = DownloadResult()
     if not lock.kernels:
         return result
-    for entry in lock.kernels.values():
-        if not entry.variants:
-            result.failed[entry.repo_id] = (
-                f"the lock has no variant hashes for {entry.repo_id} (upstream 0.17 format); "
-                "run `kernels lock` to add them"
-            )
-    todo = [e for e in lock.kernels.values() if e.variants]
+    todo = list(lock.kernels.values())
+    result.unhashed = sorted({e.repo_id for t in todo for e in t.tree() if not e.variants})
     # Ctrl-C returns at once: the transfers stop and write no completion record.
-    with InterruptiblePool(min(MAX_PARALLEL, max(1, len(todo)))) as pool:
+    with InterruptiblePool(min(MAX_PARALLEL, len(todo))) as pool:
         futures = {
             e.repo_id: pool.submit(download_entry, e, all_variants=all_variants, backend=backend)
             for e in todo
@@ -316,6 +403,13 @@ def download_command(project_dir: Path, *, all_variants: bool) -> int:
     print(
         f"downloaded {len(result.ok)}/{total} locked kernel(s) ({files} variant(s)) into the cache"
     )
+    for repo in result.unhashed:
+        print(
+            f"note: {lock_path(project_dir)} locks {repo} without hashes (a kernels 0.17 lock): "
+            "its files were verified against the tree listing of the locked commit only; run "
+            "`kernels lock` to record their hashes",
+            file=sys.stderr,
+        )
     if result.failed:
         for repo, err in sorted(result.failed.items()):
             print(f"error: {repo}: {err}", file=sys.stderr)

@@ -2,8 +2,17 @@
 
 A kernel repository holds one folder per build variant under ``build/``. This module accepts or
 rejects each name for a :class:`~kernels.platform.Platform`, with the reason, and orders the accepted
-ones best first: an exact torch build (the highest CUDA minor not above the installed one), then a
-stable-ABI build, then the arch-free ``torch-<backend>`` and finally ``torch-universal``.
+ones best first, as ``kernels`` 0.17.2 does:
+
+1. stable-ABI builds (``torch-stable-abi<M><m>-...``), the newest ABI not above the installed torch
+   first, then the highest CUDA minor not above the installed one;
+2. exact torch builds (``torch<M><m>[-cxx11]-...``), untagged before ABI-tagged, then by CUDA minor;
+3. tvm-ffi builds (``tvm-ffi<M><m>-...``), for the installed ``apache-tvm-ffi`` major.minor;
+4. the arch-free ``torch-<backend>`` build (``torch-cuda``, ``torch-neuron``, ``torch-tpu`` ...);
+5. ``torch-universal`` (pure Python).
+
+Compiled (arch) builds are refused on a free-threaded CPython before 3.15, which cannot load ABI3
+extensions, and Metal builds on macOS before 26 (they are built with ``-std=metal4.0``).
 """
 
 from __future__ import annotations
@@ -15,18 +24,34 @@ from packaging.version import Version
 
 from kernels.platform import Platform, detect_platform
 
-_ARCH_FREE = re.compile(r"^torch-(cpu|cuda|rocm|xpu|metal|npu)$")
-_TORCH = re.compile(
-    r"^torch(?P<major>\d)(?P<minor>\d+)(?:-(?P<abi>cxx11|cxx98))?"
-    r"-(?P<backend>[a-z]+\d*)-(?P<arch>[a-z0-9_]+)-(?P<os>linux|darwin|windows)$"
-)
-_STABLE = re.compile(
-    r"^torch-stable-abi(?P<major>\d)(?P<minor>\d+)"
-    r"-(?P<backend>[a-z]+\d*)-(?P<arch>[a-z0-9_]+)-(?P<os>linux|darwin|windows)$"
-)
-_BACKEND = re.compile(r"^(?P<kind>cu|rocm|xpu|cpu|metal|npu)(?P<digits>\d*)$")
-_KIND_TO_BACKEND = {"cu": "cuda", "rocm": "rocm", "xpu": "xpu", "cpu": "cpu", "metal": "metal"}
-_KIND_TO_BACKEND["npu"] = "npu"
+_NOARCH = re.compile(r"^torch-(?P<backend>[a-z][a-z0-9]*)$")
+_TAIL = r"-(?P<backend>[a-z]+\d*)-(?P<arch>[a-z0-9_]+)-(?P<os>linux|darwin|windows)$"
+_TORCH = re.compile(r"^torch(?P<major>\d)(?P<minor>\d+)(?:-(?P<abi>cxx11|cxx98))?" + _TAIL)
+_STABLE = re.compile(r"^torch-stable-abi(?P<major>\d)(?P<minor>\d+)" + _TAIL)
+_TVM_FFI = re.compile(r"^tvm-ffi(?P<major>\d)(?P<minor>\d+)" + _TAIL)
+_BACKEND = re.compile(r"^(?P<kind>cu|rocm|xpu|cpu|metal|npu|cann|neuron|tpu)(?P<digits>\d*)$")
+_KIND_TO_BACKEND = {
+    "cu": "cuda",
+    "rocm": "rocm",
+    "xpu": "xpu",
+    "cpu": "cpu",
+    "metal": "metal",
+    "npu": "npu",
+    "cann": "npu",
+    "neuron": "neuron",
+    "tpu": "tpu",
+}
+METAL_MIN_MACOS = Version("26.0")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A build variant, as 0.17.2's ``VariantAccepted.variant`` gives it: ``variant_str`` is its name."""
+
+    variant_str: str
+
+    def __str__(self) -> str:
+        return self.variant_str
 
 
 @dataclass(frozen=True)
@@ -39,13 +64,38 @@ class VariantVerdict:
     rank: tuple[int, ...] = ()
     """Sort key among accepted variants: smaller is better."""
 
+    @property
+    def variant(self) -> Variant:
+        """The variant (``.variant_str`` is :attr:`name`), as in 0.17.2."""
+        return Variant(self.name)
+
+
+@dataclass(frozen=True)
+class VariantAccepted(VariantVerdict):
+    """A variant this interpreter can load (``reason`` says what it is)."""
+
+
+@dataclass(frozen=True)
+class VariantRejected(VariantVerdict):
+    """A variant this interpreter cannot load; ``reason`` says why."""
+
+
+def accept(name: str, reason: str, rank: tuple[int, ...]) -> VariantAccepted:
+    """An accepted verdict."""
+    return VariantAccepted(name, True, reason, rank)
+
+
+def reject(name: str, reason: str) -> VariantRejected:
+    """A rejected verdict."""
+    return VariantRejected(name, False, reason)
+
 
 def _backend_version(kind: str, digits: str) -> Version | None:
     if not digits:
         return None
     if kind == "xpu":
         return Version(f"{digits[:4]}.{digits[4:] or 0}")
-    return Version(f"{digits[:-1]}.{digits[-1]}")
+    return Version(f"{digits[:-1] or 0}.{digits[-1]}")
 
 
 def _check_backend(token: str, plat: Platform) -> tuple[bool, str, int]:
@@ -56,6 +106,9 @@ def _check_backend(token: str, plat: Platform) -> tuple[bool, str, int]:
     backend = _KIND_TO_BACKEND[m["kind"]]
     if backend != plat.backend:
         return False, f"built for {backend}, this interpreter uses {plat.backend}", 0
+    if backend == "metal" and (plat.macos_version is None or plat.macos_version < METAL_MIN_MACOS):
+        mac = plat.macos_version or "unknown"
+        return False, f"Metal builds need macOS {METAL_MIN_MACOS} or later, this is {mac}", 0
     want = _backend_version(m["kind"], m["digits"])
     have = plat.backend_version
     if want is None or have is None:
@@ -67,58 +120,89 @@ def _check_backend(token: str, plat: Platform) -> tuple[bool, str, int]:
             return False, f"built for CUDA {want}, newer than torch's CUDA {have}", 0
         return True, f"CUDA {want} build (torch uses {have})", (have.minor - want.minor)
     if want != have:
-        return False, f"built for {backend} {want}, torch uses {backend} {have}", 0
+        return False, f"built for {backend} {want}, this interpreter has {backend} {have}", 0
     return True, f"{backend} {want} build", 0
+
+
+def _judge_framework(name: str, m: re.Match[str], kind: str, plat: Platform) -> VariantVerdict:
+    """Accept or reject an arch build once its framework (torch, stable ABI, tvm-ffi) is parsed."""
+    if plat.free_threaded:
+        return reject(name, "compiled builds cannot load on free-threaded Python before 3.15")
+    if m["os"] != plat.os:
+        return reject(name, f"built for {m['os']}, this is {plat.os}")
+    if m["arch"] != plat.arch:
+        return reject(name, f"built for {m['arch']}, this machine is {plat.arch}")
+    fv = Version(f"{m['major']}.{m['minor']}")
+    torch = Version(f"{plat.torch_version.major}.{plat.torch_version.minor}")
+    if kind == "stable" and fv > torch:
+        return reject(name, f"needs torch >= {fv} (stable ABI), have {torch}")
+    if kind == "torch":
+        if fv != torch:
+            return reject(name, f"built for torch {fv}, have torch {torch}")
+        abi = m["abi"]
+        if plat.os == "linux" and abi is not None and (abi == "cxx11") != plat.cxx11_abi:
+            theirs = "C++11" if abi == "cxx11" else "pre-C++11"
+            return reject(name, f"built with the {theirs} ABI, torch uses the other")
+    if kind == "tvm-ffi" and fv != plat.tvm_ffi_version:
+        have = plat.tvm_ffi_version or "not installed"
+        return reject(name, f"built for apache-tvm-ffi {fv}, installed: {have}")
+    ok, reason, penalty = _check_backend(m["backend"], plat)
+    if not ok:
+        return reject(name, reason)
+    if kind == "stable":
+        return accept(name, f"stable ABI {fv}; {reason}", (0, -fv.major, -fv.minor, penalty))
+    if kind == "torch":
+        tagged = 1 if m["abi"] is not None else 0
+        return accept(name, f"exact torch {fv}; {reason}", (1, 0, tagged, penalty))
+    return accept(name, f"tvm-ffi {fv}; {reason}", (2, 0, 0, penalty))
 
 
 def judge_variant(name: str, plat: Platform) -> VariantVerdict:
     """Accept or reject the build variant ``name`` for ``plat``, saying why."""
     if name == "torch-universal":
-        return VariantVerdict(name, True, "universal (pure Python) build", (3,))
-    m = _ARCH_FREE.match(name)
-    if m is not None:
-        if m[1] != plat.backend:
-            return VariantVerdict(
-                name, False, f"arch-free {m[1]} build, this interpreter uses {plat.backend}"
-            )
-        return VariantVerdict(name, True, f"arch-free {m[1]} build", (2,))
-    stable = _STABLE.match(name)
-    m = stable or _TORCH.match(name)
-    if m is None:
-        if name.startswith("tvm-ffi"):
-            return VariantVerdict(name, False, "tvm-ffi builds are not supported")
-        return VariantVerdict(name, False, "not a build variant name this library understands")
-    if m["os"] != plat.os:
-        return VariantVerdict(name, False, f"built for {m['os']}, this is {plat.os}")
-    if m["arch"] != plat.arch:
-        return VariantVerdict(name, False, f"built for {m['arch']}, this machine is {plat.arch}")
-    tv = Version(f"{m['major']}.{m['minor']}")
-    have = Version(f"{plat.torch_version.major}.{plat.torch_version.minor}")
-    if stable is not None:
-        if tv > have:
-            return VariantVerdict(name, False, f"needs torch >= {tv} (stable ABI), have {have}")
-    else:
-        if tv != have:
-            return VariantVerdict(name, False, f"built for torch {tv}, have torch {have}")
-        abi = m["abi"]
-        if plat.os == "linux" and abi is not None and (abi == "cxx11") != plat.cxx11_abi:
-            theirs = "C++11" if abi == "cxx11" else "pre-C++11"
-            return VariantVerdict(name, False, f"built with the {theirs} ABI, torch uses the other")
-    ok, reason, penalty = _check_backend(m["backend"], plat)
-    if not ok:
-        return VariantVerdict(name, False, reason)
-    if stable is not None:
-        # Newer stable-ABI builds first: they target the closest torch.
-        return VariantVerdict(name, True, f"stable ABI {tv}; {reason}", (1, penalty, -tv.minor))
-    return VariantVerdict(name, True, f"exact torch {tv}; {reason}", (0, penalty))
+        return accept(name, "universal (pure Python) build", (4,))
+    for kind, pattern in (("stable", _STABLE), ("torch", _TORCH), ("tvm-ffi", _TVM_FFI)):
+        m = pattern.match(name)
+        if m is not None:
+            return _judge_framework(name, m, kind, plat)
+    noarch = _NOARCH.match(name)
+    if noarch is not None:
+        backend = noarch["backend"]
+        if backend != plat.backend:
+            return reject(name, f"arch-free {backend} build, this interpreter uses {plat.backend}")
+        return accept(name, f"arch-free {backend} build", (3,))
+    return reject(name, "not a build variant name this library understands")
+
+
+def variant_backend(name: str) -> str | None:
+    """The backend a variant name is built for (``cuda``, ``npu``, ``universal`` ...), or ``None``."""
+    if name == "torch-universal":
+        return "universal"
+    for pattern in (_STABLE, _TORCH, _TVM_FFI):
+        m = pattern.match(name)
+        if m is not None:
+            kind = _BACKEND.match(m["backend"])
+            return _KIND_TO_BACKEND[kind["kind"]] if kind else None
+    noarch = _NOARCH.match(name)
+    return noarch["backend"] if noarch else None
+
+
+def looks_like_variant(name: str) -> bool:
+    """True when ``name`` has the form of a build variant (whether or not it fits here)."""
+    patterns = (_STABLE, _TORCH, _TVM_FFI, _NOARCH)
+    return name == "torch-universal" or any(p.match(name) for p in patterns)
 
 
 def rank_variants(names: list[str], plat: Platform | None = None) -> list[VariantVerdict]:
     """Judge every name; accepted variants come first, best first, then the rejected ones by name."""
     plat = plat or detect_platform()
-    verdicts = [judge_variant(n, plat) for n in sorted(set(names))]
+    return order([judge_variant(n, plat) for n in sorted(set(names))])
+
+
+def order(verdicts: list[VariantVerdict]) -> list[VariantVerdict]:
+    """Accepted verdicts best first, then the rejected ones by name."""
     accepted = sorted((v for v in verdicts if v.accepted), key=lambda v: (v.rank, v.name))
-    rejected = [v for v in verdicts if not v.accepted]
+    rejected = sorted((v for v in verdicts if not v.accepted), key=lambda v: v.name)
     return accepted + rejected
 
 

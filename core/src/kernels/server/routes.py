@@ -131,9 +131,16 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
 class HubApp:
     """The routes of the Hub API over a :class:`GitStore`."""
 
-    def __init__(self, store: GitStore, *, page_size: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: GitStore,
+        *,
+        page_size: Callable[[], int],
+        trusted: Callable[[str], bool] = lambda org: False,
+    ) -> None:
         self.store = store
         self._page_size = page_size
+        self._trusted = trusted
 
     def dispatch(self, req: Request) -> Response:
         try:
@@ -173,7 +180,7 @@ class HubApp:
                     "type": "org",
                     "avatarUrl": "",
                     "isVerified": False,
-                    "trustedKernelPublisher": True,
+                    "trustedKernelPublisher": self._trusted(org),
                 }
             )
         if len(s) >= 3 and s[0] in names.API_PLURALS:

@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -17,6 +18,7 @@ from kernels.server.control import Fault, RequestRecord, ServerControls
 from kernels.server.gitstore import GitStore
 from kernels.server.handler import HubHTTPServer
 from kernels.server.routes import HubApp
+from kernels.server.trusted import TrustedOrgs
 
 
 class HubServer:
@@ -26,6 +28,8 @@ class HubServer:
     ``latency_ms`` (settable while running) delays every answer; ``rate_limit`` (requests per
     second, settable) answers 429 with ``Retry-After`` beyond it. ``requests()`` returns the log
     of answered requests; ``add_fault()`` injects failures for reliability tests.
+    ``trusted_orgs`` (settable) and ``ROOT/trusted-orgs`` name the organisations it marks as
+    trusted kernel publishers (``*``: all); other organisations are not trusted.
     """
 
     def __init__(
@@ -36,11 +40,13 @@ class HubServer:
         port: int = 0,
         latency_ms: float = 0.0,
         rate_limit: float | None = None,
+        trusted_orgs: Iterable[str] = (),
     ) -> None:
         self.root = Path(root)
         self.host = host
         self.port = port
         self._controls = ServerControls(latency_ms, rate_limit)
+        self._trusted = TrustedOrgs(self.root, trusted_orgs)
         self._store: GitStore | None = None
         self._httpd: HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -52,7 +58,9 @@ class HubServer:
         if self._httpd is not None:
             raise RuntimeError("HubServer already started")
         store = GitStore(self.root)
-        app = HubApp(store, page_size=lambda: self._controls.page_size)
+        app = HubApp(
+            store, page_size=lambda: self._controls.page_size, trusted=self._trusted.trusts
+        )
         try:
             httpd = HubHTTPServer((self.host, self.port), app, self._controls)
         except BaseException:
@@ -116,6 +124,15 @@ class HubServer:
         if value < 0:
             raise ValueError("latency_ms must be >= 0")
         self._controls.latency_ms = float(value)
+
+    @property
+    def trusted_orgs(self) -> frozenset[str]:
+        """Organisations marked as trusted kernel publishers (besides ``ROOT/trusted-orgs``)."""
+        return self._trusted.configured
+
+    @trusted_orgs.setter
+    def trusted_orgs(self, orgs: Iterable[str]) -> None:
+        self._trusted.configured = frozenset(orgs)
 
     @property
     def rate_limit(self) -> float | None:
@@ -200,13 +217,14 @@ def serve_forever(
     port: int = 0,
     latency_ms: float = 0.0,
     rate_limit: float | None = None,
+    trusted_orgs: Iterable[str] = (),
 ) -> None:
     """Serve ``root`` until SIGINT or SIGTERM; print the endpoint as the first line of stdout.
 
     A ``root`` that is not a folder, or an address that cannot be bound (the port is in use, the
     host is not this machine's), raises ``KernelsError`` saying what to change.
     """
-    hub = _started(Path(root), host, port, latency_ms, rate_limit)
+    hub = _started(Path(root), host, port, latency_ms, rate_limit, trusted_orgs)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -230,7 +248,12 @@ def serve_forever(
 
 
 def _started(
-    root: Path, host: str, port: int, latency_ms: float, rate_limit: float | None = None
+    root: Path,
+    host: str,
+    port: int,
+    latency_ms: float,
+    rate_limit: float | None = None,
+    trusted_orgs: Iterable[str] = (),
 ) -> HubServer:
     """A started :class:`HubServer`, or ``KernelsError`` naming what stops it from starting."""
     if root.exists() and not root.is_dir():
@@ -239,7 +262,12 @@ def _started(
         )
     try:
         return HubServer(
-            root, host=host, port=port, latency_ms=latency_ms, rate_limit=rate_limit
+            root,
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            trusted_orgs=trusted_orgs,
         ).start()
     except OSError as err:
         where = f"{host}:{port}"

@@ -10,7 +10,7 @@ them to a local Hub started here, then:
 3. a mapping whose CUDA capability ranges exclude the device (and one that holds it) shows the
    layer chosen by the model's device (``cuda:0`` here; ``cuda:1`` on a machine with two);
 4. the kernelized model under ``torch.compile(fullgraph=True)`` (inductor) matches;
-5. CUDA events: a kernelized call against calling the hub layer's forward directly.
+5. CUDA events: a kernelized call against calling the hub layer's forward directly (figures).
 
     python examples/cuda_layers.py         # exit 0 when every check passes
 """
@@ -240,22 +240,18 @@ def main() -> int:
         )
 
         print("\n6. CUDA events: kernelized call vs the hub layer's forward called directly")
-        x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+        # Figures, not checks: a timing is never a pass/fail condition here.
         layer_forward = sm.forward.__func__
-        t_kernelized = time_cuda(lambda: sm(x))
-        t_direct = time_cuda(lambda: layer_forward(sm, x))
-        print(
-            f"  kernelized {t_kernelized:.2f} us, direct {t_direct:.2f} us per call (4096x4096 bf16)"
-        )
-        check(
-            0.9 < t_kernelized / t_direct < 1.1,
-            f"ratio kernelized/direct = {t_kernelized / t_direct:.3f}",
-        )
-        xs = torch.randn(8, 64, device="cuda", dtype=torch.bfloat16)
-        t_k, t_d = time_cuda(lambda: sm(xs), 2000), time_cuda(lambda: layer_forward(sm, xs), 2000)
-        print(
-            f"  small input (8x64, launch-bound): kernelized {t_k:.2f} us, direct {t_d:.2f} us, ratio {t_k / t_d:.3f}"
-        )
+        for shape, iters in (((4096, 4096), 200), ((8, 64), 2000)):
+            x = torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+            direct = time_cuda(lambda x=x: layer_forward(sm, x), iters)
+            bound = time_cuda(lambda x=x: sm.forward(x), iters)
+            called = time_cuda(lambda x=x: sm(x), iters)
+            print(
+                f"  {shape[0]}x{shape[1]} bf16: direct {direct:.2f} us; module.forward(x) "
+                f"{bound:.2f} us (ratio {bound / direct:.3f}); module(x) {called:.2f} us "
+                f"(ratio {called / direct:.3f}, nn.Module.__call__ included)"
+            )
 
     print(f"\n{len(FAILURES)} failure(s)" if FAILURES else "\nall checks passed")
     return 1 if FAILURES else 0

@@ -44,21 +44,24 @@ def cuda_ops_in(profile: Any, namespace: str) -> set[str]:
     return {e.key for e in profile.key_averages() if e.key.startswith(namespace + "::")}
 
 
-def time_cuda(fn: Any, iters: int = 200) -> float:
-    """Median of 5 means, in microseconds per call, timed with CUDA events."""
-    samples = []
-    for _ in range(5):
-        for _ in range(10):
+def time_cuda(fns: dict[str, Any], iters: int, rounds: int = 9) -> dict[str, float]:
+    """Median over ``rounds`` of the mean microseconds per call of each of ``fns``, timed with
+    CUDA events; the functions take turns in every round, so clock and allocator drift hit all."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
+        for _ in range(20):
             fn()
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) * 1000 / iters)
-    return sorted(samples)[2]
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(iters):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            samples[name].append(start.elapsed_time(end) * 1000 / iters)
+    return {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
 
 
 def main() -> int:
@@ -244,13 +247,19 @@ def main() -> int:
         layer_forward = sm.forward.__func__
         for shape, iters in (((4096, 4096), 200), ((8, 64), 2000)):
             x = torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
-            direct = time_cuda(lambda x=x: layer_forward(sm, x), iters)
-            bound = time_cuda(lambda x=x: sm.forward(x), iters)
-            called = time_cuda(lambda x=x: sm(x), iters)
+            t = time_cuda(
+                {
+                    "direct": lambda x=x: layer_forward(sm, x),
+                    "bound": lambda x=x: sm.forward(x),
+                    "called": lambda x=x: sm(x),
+                },
+                iters,
+            )
             print(
-                f"  {shape[0]}x{shape[1]} bf16: direct {direct:.2f} us; module.forward(x) "
-                f"{bound:.2f} us (ratio {bound / direct:.3f}); module(x) {called:.2f} us "
-                f"(ratio {called / direct:.3f}, nn.Module.__call__ included)"
+                f"  {shape[0]}x{shape[1]} bf16: direct {t['direct']:.2f} us; module.forward(x) "
+                f"{t['bound']:.2f} us (ratio {t['bound'] / t['direct']:.3f}); module(x) "
+                f"{t['called']:.2f} us (ratio {t['called'] / t['direct']:.3f}, nn.Module.__call__ "
+                "included)"
             )
 
     print(f"\n{len(FAILURES)} failure(s)" if FAILURES else "\nall checks passed")

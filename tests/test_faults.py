@@ -607,6 +607,7 @@ def test_a_refused_token_is_mentioned(monkeypatch):  # type: ignore[no-untyped-d
         entry = {"type": "file", "path": f"build/{VARIANT}/__init__.py", "oid": oid, "size": 6}
         evil.json("/api/kernels/evil/k/revision/v2", {"sha": sha})
         evil.json(f"/api/kernels/evil/k/tree/{sha}/build", [entry])
+        evil.json("/api/organizations/evil/overview", {"trustedKernelPublisher": True})
         evil.raw(f"/kernels/evil/k/resolve/{sha}/build/{VARIANT}/__init__.py", b"", status=401)
         with pytest.raises(HubError, match=r"HTTP 401.*HF_TOKEN"):
             get_kernel("evil/k", version=2)

@@ -180,9 +180,13 @@ def _tvm_ffi_version() -> Version | None:
 
 
 def _free_threaded() -> bool:
+    if not (3, 13) <= sys.version_info < (3, 15):
+        return False  # free-threaded builds start at 3.13; from 3.15 they load ABI3 builds
+    if hasattr(sys, "abiflags"):  # POSIX: the ``t`` ABI tag, no import needed
+        return "t" in sys.abiflags
     import sysconfig
 
-    return sys.version_info < (3, 15) and bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
 def _macos_version(os_name: str) -> Version | None:

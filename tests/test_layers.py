@@ -806,3 +806,23 @@ def test_locked_layer_repository_in_an_installed_package_kernelizes_offline(
         assert hub.requests() == []
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", dist], capture_output=True)
+
+
+def test_layer_repositories_follow_the_publisher_trust(hub: Any) -> None:
+    """A repo of an organisation the Hub does not trust is a CANNOT_LOAD (named in the warning)
+    unless the repository trusts it, as get_kernel's trust_remote_code does."""
+    repo = f"untrusted-org/rmsnorm-{os.getpid()}"
+    publish(hub.endpoint, repo, [universal_rmsnorm("0.1.0")], branch="v1")
+    norm = Norm()
+    refused = LayerRepository(repo, layer_name="RMSNorm", version=1)
+    with use_kernel_mapping({"RMSNorm": {"cpu": refused}}, inherit_mapping=False):
+        with pytest.raises(ValueError, match="untrusted-org"):
+            kernelize(norm, mode=Mode.INFERENCE, device="cpu")
+        kernelize(norm, mode=Mode.INFERENCE, device="cpu", use_fallback=KernelizeFallback.ALL)
+        assert not uses_hub(norm)
+    for trust in (True, [repo]):
+        allowed = LayerRepository(repo, layer_name="RMSNorm", version=1, trust_remote_code=trust)
+        with use_kernel_mapping({"RMSNorm": {"cpu": allowed}}, inherit_mapping=False):
+            kernelize(norm, mode=Mode.INFERENCE, device="cpu")
+        assert layer_of(norm) == "RMSNorm"
+        norm.__dict__.pop("forward")

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kernels.errors import InvalidArgumentError, LayerError
+from kernels.trust import TrustRemoteCode, validate_trust_remote_code
 
 if TYPE_CHECKING:
     from torch import nn
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from kernels.lockfile import LockedKernel
 
 logger = logging.getLogger(__name__)
-
-TrustRemoteCode = bool | list[str]
 
 # Device types of a mapping -> the loader's compute backends, so that a model kernelized for the
 # CPU of a CUDA machine gets the CPU build. Other types keep the detected backend.
@@ -48,13 +47,9 @@ def validate_repo_id(repo_id: object) -> str:
 
 
 def _frozen_trust(trust: TrustRemoteCode) -> bool | tuple[str, ...]:
-    if isinstance(trust, bool):
-        return trust
-    if isinstance(trust, (list, tuple)) and all(isinstance(r, str) for r in trust):
-        return tuple(trust)
-    raise InvalidArgumentError(
-        f"trust_remote_code must be True, False or a list of repo ids, got {trust!r}"
-    )
+    # Hashable, and a copy: the caller's list may change after construction.
+    checked = validate_trust_remote_code(trust)
+    return checked if isinstance(checked, bool) else tuple(checked)
 
 
 def _trust_arg(trust: bool | tuple[str, ...]) -> TrustRemoteCode:
@@ -190,7 +185,7 @@ class LocalLayerRepository(_LayerRepository):
     def _kernel(self, backend: str | None) -> ModuleType:
         from kernels.loader import get_local_kernel
 
-        return get_local_kernel(self.repo_path)
+        return get_local_kernel(self.repo_path, backend=backend)
 
     def __str__(self) -> str:
         return f"`{self.repo_path}` (layer `{self.layer_name}`)"

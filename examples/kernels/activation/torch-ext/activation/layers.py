@@ -15,6 +15,14 @@ from torch import nn
 from ._ops import ops
 
 
+def _unary(op: object, x: torch.Tensor) -> torch.Tensor:
+    # Module-level, not a method: a hub layer may have no members beyond forward and the flags.
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    op(out, x)  # type: ignore[operator]
+    return out
+
+
 class SiluAndMul(nn.Module):
     """``silu(x[..., :d]) * x[..., d:]`` for ``x`` of shape ``[..., 2 * d]``; returns ``[..., d]``."""
 
@@ -36,10 +44,7 @@ class Silu(nn.Module):
     has_backward: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        out = torch.empty_like(x)
-        ops.silu(out, x)
-        return out
+        return _unary(ops.silu, x)
 
 
 class GeluFast(nn.Module):
@@ -49,10 +54,7 @@ class GeluFast(nn.Module):
     has_backward: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        out = torch.empty_like(x)
-        ops.gelu_fast(out, x)
-        return out
+        return _unary(ops.gelu_fast, x)
 
 
 class GeluTanh(nn.Module):
@@ -62,10 +64,7 @@ class GeluTanh(nn.Module):
     has_backward: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        out = torch.empty_like(x)
-        ops.gelu_tanh(out, x)
-        return out
+        return _unary(ops.gelu_tanh, x)
 
 
 class Gelu(nn.Module):
@@ -75,10 +74,7 @@ class Gelu(nn.Module):
     has_backward: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        out = torch.empty_like(x)
-        ops.gelu(out, x)
-        return out
+        return _unary(ops.gelu, x)
 
 
 __all__ = ["Gelu", "GeluFast", "GeluTanh", "Silu", "SiluAndMul"]

@@ -22,21 +22,16 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "kernels"))
+
+from gpu_checks import check, scratch, summary  # noqa: E402  (beside this script)
+
 REPO = "kernels-community/activation-archcheck"
-FAILURES: list[str] = []
-
-
-def check(ok: bool, what: str) -> None:
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}", flush=True)
-    if not ok:
-        FAILURES.append(what)
 
 
 def declaring(variant: Path, dest: Path, archs: list[str]) -> Path:
@@ -67,13 +62,7 @@ def main() -> int:
         f"python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
         f"kernels {kernels.__version__}; compiled for {os.environ['TORCH_CUDA_ARCH_LIST']}"
     )
-    tmp = Path(tempfile.mkdtemp(prefix="kernels-archcheck-"))
-    os.environ.update(
-        HF_HUB_CACHE=str(tmp / "cache"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        NO_PROXY="127.0.0.1,localhost",
-        HF_TOKEN="hf_local_token",
-    )
+    tmp = scratch("kernels-archcheck-")
     with HubServer(tmp / "hub", trusted_orgs=["kernels-community"]) as hub:
         os.environ["HF_ENDPOINT"] = hub.endpoint
         built = example_build.build_variant(
@@ -141,8 +130,7 @@ def main() -> int:
             f"  loaded {act2.__name__}; metadata archs {kernels.get_loaded_kernels()[-1].metadata.backend.archs}"
         )
         check(True, "v2 loaded with check_arch=True")
-    print("\nall checks passed" if not FAILURES else f"\n{len(FAILURES)} check(s) FAILED")
-    return 0 if not FAILURES else 1
+    return summary()
 
 
 if __name__ == "__main__":

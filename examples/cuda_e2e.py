@@ -16,7 +16,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -24,14 +23,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "kernels"))
+
+from gpu_checks import check, scratch, summary  # noqa: E402  (beside this script)
+
 REPO = "kernels-community/activation"
-FAILURES: list[str] = []
-
-
-def check(ok: bool, what: str) -> None:
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}", flush=True)
-    if not ok:
-        FAILURES.append(what)
 
 
 def peak_bandwidth() -> tuple[float | None, str]:
@@ -81,13 +76,7 @@ def main() -> int:
         f"python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
         f"kernels {kernels.__version__}, variant {plat.variant}"
     )
-    tmp = Path(tempfile.mkdtemp(prefix="kernels-cuda-"))
-    os.environ.update(
-        HF_HUB_CACHE=str(tmp / "cache"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        NO_PROXY="127.0.0.1,localhost",
-        HF_TOKEN="hf_local_token",
-    )
+    tmp = scratch("kernels-cuda-")
     with HubServer(tmp / "hub", trusted_orgs=["kernels-community"]) as hub:
         os.environ["HF_ENDPOINT"] = hub.endpoint
         print(f"\n1. build and publish ({hub.endpoint})")
@@ -214,8 +203,7 @@ def main() -> int:
         )
         check(big_w / big_d < 1.05, "the loader adds nothing on the large tensor (<5%)")
 
-    print(f"\n{'all checks passed' if not FAILURES else 'FAILED: ' + '; '.join(FAILURES)}")
-    return 0 if not FAILURES else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "kernels"))
-FAILURES: list[str] = []
 
-
-def check(ok: bool, what: str) -> None:
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}", flush=True)
-    if not ok:
-        FAILURES.append(what)
+from gpu_checks import check, scratch, summary  # noqa: E402  (beside this script)
 
 
 def cuda_ops_in(profile: Any, namespace: str) -> set[str]:
@@ -89,13 +83,7 @@ def main() -> int:
         f"python {platform.python_version()}, torch {torch.__version__}, kernels "
         f"{kernels.__version__}, transformers {transformers.__version__}"
     )
-    tmp = Path(tempfile.mkdtemp(prefix="kernels-layers-"))
-    os.environ.update(
-        HF_HUB_CACHE=str(tmp / "cache"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        NO_PROXY="127.0.0.1,localhost",
-        HF_TOKEN="hf_local_token",
-    )
+    tmp = scratch("kernels-layers-")
     with HubServer(tmp / "hub", trusted_orgs=["kernels-community"]) as hub:
         os.environ["HF_ENDPOINT"] = hub.endpoint
         print(f"\n1. build and publish ({hub.endpoint})")
@@ -262,8 +250,7 @@ def main() -> int:
                 "included)"
             )
 
-    print(f"\n{len(FAILURES)} failure(s)" if FAILURES else "\nall checks passed")
-    return 1 if FAILURES else 0
+    return summary()
 
 
 if __name__ == "__main__":

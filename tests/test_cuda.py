@@ -9,37 +9,34 @@ import pytest
 import torch
 from kernelhub import ROOT
 
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+
+
+def run_example(name: str) -> None:
+    """Run ``examples/<name>`` and require every one of its checks to pass."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed" in out.stdout
+
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+@gpu
 def test_cuda_end_to_end() -> None:
     """CUDA build, publish, basic.py, all ops and dtypes, locked offline load, timings."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "cuda_e2e.py")], capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "all checks passed" in out.stdout
+    run_example("cuda_e2e.py")
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+@gpu
 def test_cuda_arch_check() -> None:
     """A CUDA build declaring only an arch the device lacks is refused; check_arch=False loads."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "cuda_arch_check.py")],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "all checks passed" in out.stdout
+    run_example("cuda_arch_check.py")
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+@gpu
 def test_cuda_layers() -> None:
     """transformers with a KernelConfig on cuda, SiluAndMul, capability ranges, torch.compile."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "cuda_layers.py")], capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "all checks passed" in out.stdout
+    run_example("cuda_layers.py")
